@@ -1,0 +1,3 @@
+"""speechiq: real-time speech analytics for contact centers."""
+
+__version__ = "0.1.0"

