@@ -1,0 +1,232 @@
+"""The engine: one shared ASR scheduler, the live calls, analytics and alert fan-out.
+
+Transport shells (WebSocket server, AudioSocket TCP server, offline transcribe) open calls here
+and get a :class:`CallBinding` back; they never touch the scheduler or the model directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import OverloadError, ProtocolError
+from .events import Summary
+from .ingest import CallEnd, CallStart, IngestEvent
+from .metrics import EngineMetrics
+from .pipeline.session import CallSession
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallBinding:
+    """One connection's view of a call (a joined leg maps its channels into the call's)."""
+
+    engine: Engine
+    session: CallSession
+    sink: Callable[[Any], None]
+    channel_map: dict[int, int] = field(default_factory=dict)
+    resumed: bool = False
+    joined: bool = False
+
+    def handle(self, event: IngestEvent) -> None:
+        self.session.handle(event, self.channel_map or None)
+
+    async def end(self, event: CallEnd) -> Summary | None:
+        """Finalise the call, or — for a lost transport — keep it for the resume grace window."""
+        return await self.engine.end_binding(self, event)
+
+
+class Engine:
+    def __init__(self, settings: Settings, *, metrics: EngineMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or EngineMetrics()
+        self.sessions: dict[str, CallSession] = {}
+        self._by_token: dict[str, CallSession] = {}
+        self._by_join: dict[str, CallSession] = {}
+        self._bindings: dict[str, list[CallBinding]] = {}
+        self._grace: dict[str, asyncio.TimerHandle] = {}
+        self._finishing: set[asyncio.Task[Any]] = set()
+        self.model_info: Any = None
+        self.scheduler: Any = None
+        self.decoder: Any = None
+        self.packs: Any = None
+        self.sentiment: Any = None
+        self.semantic: Any = None
+        self.bus: Any = None
+        self.tap: Any = None
+        self.webhooks: Any = None
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def load(self) -> Engine:
+        """Load the model and start the ASR workers (blocking: call before serving)."""
+        from .asr.decoder import BatchDecoder
+        from .asr.models import load_model
+        from .asr.scheduler import AsrScheduler
+
+        model, info = load_model(self.settings.asr)
+        self.model_info = info
+        self.decoder = BatchDecoder(model, self.settings.asr, info.multilingual)
+        self.scheduler = AsrScheduler(self.decoder, self.settings.asr)
+        self.scheduler.start()
+        self._load_analytics()
+        return self
+
+    def _load_analytics(self) -> None:
+        from .alerts.bus import AlertBus, EventTap
+
+        self.bus = AlertBus(self.settings.alerts.subscriber_queue)
+        self.tap = EventTap(self.settings.alerts.subscriber_queue)
+        if not self.settings.analytics.enabled:
+            return
+        from .analytics.sentiment import make_scorer
+        from .rules.registry import PackRegistry
+
+        self.packs = PackRegistry(list(self.settings.analytics.rule_packs))
+        self.sentiment = make_scorer(self.settings.analytics)
+        if self.settings.analytics.semantic and self.packs.current().has_semantic:
+            from .rules.semantic import load_semantic_model
+
+            self.semantic = load_semantic_model()
+
+    async def start_background(self) -> None:
+        """Start async helpers that need a running loop (webhooks)."""
+        if self.settings.alerts.webhooks:
+            from .alerts.webhooks import WebhookSender
+
+            a = self.settings.alerts
+            self.webhooks = WebhookSender(list(a.webhooks), a.webhook_secret, a.webhook_retries,
+                                          a.subscriber_queue)
+            await self.webhooks.start()
+
+    async def close(self) -> None:
+        for handle in self._grace.values():
+            handle.cancel()
+        for sid in list(self.sessions):
+            s = self.sessions.get(sid)
+            if s is not None and s.summary is None:
+                await self._finish(s, "shutdown")
+        if self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
+        if self.webhooks is not None:
+            await self.webhooks.close()
+        if self.scheduler is not None:
+            await asyncio.to_thread(self.scheduler.stop, 30.0)
+
+    # ---- calls -------------------------------------------------------------------------------
+    def new_analytics(self, session: CallSession) -> Any:
+        if self.packs is None:
+            return None
+        if self.settings.analytics.reload:
+            self.packs.maybe_reload()
+        from .analytics.engine import CallAnalytics
+
+        return CallAnalytics(session.call_id, self.packs.current(), language=session.language,
+                             metadata=session.metadata, sentiment=self.sentiment, semantic=self.semantic)
+
+    @property
+    def active_calls(self) -> int:
+        return sum(1 for s in self.sessions.values() if s.summary is None)
+
+    def open_call(self, start: CallStart, sink: Callable[[Any], None]) -> CallBinding:
+        """Start, resume or join a call. Raises ProtocolError / OverloadError to refuse it."""
+        if start.resume_token:
+            session = self._by_token.get(start.resume_token) or self._resumable(start.resume_token)
+            if session is not None and session.summary is None:
+                handle = self._grace.pop(session.call_id, None)
+                if handle:
+                    handle.cancel()
+                session.attach(sink)
+                binding = CallBinding(self, session, sink, resumed=True)
+                self._bindings.setdefault(session.call_id, []).append(binding)
+                self.metrics.calls_resumed.inc()
+                return binding
+            if start.platform == "speechiq":
+                raise ProtocolError("unknown_resume_token",
+                                    "resume_token matches no call in its grace window", 4004)
+        join_key = start.metadata.get("join_key")
+        if join_key and join_key in self._by_join and self._by_join[join_key].summary is None:
+            session = self._by_join[join_key]
+            cmap = {spec.index: session.add_channel(spec) for spec in start.channels}
+            session.attach(sink)
+            binding = CallBinding(self, session, sink, channel_map=cmap, joined=True)
+            self._bindings.setdefault(session.call_id, []).append(binding)
+            return binding
+        existing = self.sessions.get(start.call_id)
+        if existing is not None and existing.summary is None:
+            raise ProtocolError("call_id_in_use", f"call {start.call_id!r} is already streaming", 1008)
+        if self.active_calls >= self.settings.server.max_calls:
+            self.metrics.calls_refused.labels("max_calls").inc()
+            raise OverloadError(f"at capacity ({self.settings.server.max_calls} calls)")
+        if self.scheduler is not None and self.scheduler.overloaded:
+            self.metrics.calls_refused.labels("asr_overloaded").inc()
+            raise OverloadError("ASR queue above its high-water mark: try again later")
+        session = CallSession(self, start)
+        session.attach(sink)
+        self.sessions[session.call_id] = session
+        self._by_token[session.resume_token] = session
+        if join_key:
+            self._by_join[join_key] = session
+        binding = CallBinding(self, session, sink)
+        self._bindings[session.call_id] = [binding]
+        self.metrics.calls_started.labels(start.platform).inc()
+        self.metrics.active_calls.set(self.active_calls)
+        return binding
+
+    def _resumable(self, key: str) -> CallSession | None:
+        s = self.sessions.get(key)
+        return s if s is not None and s.call_id in self._grace else None
+
+    async def end_binding(self, binding: CallBinding, event: CallEnd) -> Summary | None:
+        session = binding.session
+        legs = self._bindings.get(session.call_id, [])
+        if binding in legs:
+            legs.remove(binding)
+        grace = self.settings.server.resume_grace_s
+        if session.summary is not None or legs or (
+                event.reason in ("transport_lost", "reconnect") and grace > 0):
+            session.detach(binding.sink)
+            if session.summary is None and not legs:
+                loop = asyncio.get_running_loop()
+                self._grace[session.call_id] = loop.call_later(grace, self._grace_expired, session)
+            return session.summary
+        summary = await self._finish(session, event.reason)  # the sink still gets finals + summary
+        session.detach(binding.sink)
+        return summary
+
+    def _grace_expired(self, session: CallSession) -> None:
+        self._grace.pop(session.call_id, None)
+        task = asyncio.ensure_future(self._finish(session, "transport_lost"))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _finish(self, session: CallSession, reason: str) -> Summary:
+        summary = await session.finish(reason)
+        self.metrics.calls_ended.labels(reason).inc()
+        self._by_token.pop(session.resume_token, None)
+        join_key = session.metadata.get("join_key")
+        if join_key:
+            self._by_join.pop(join_key, None)
+        self._bindings.pop(session.call_id, None)
+        self.sessions.pop(session.call_id, None)
+        self.metrics.active_calls.set(self.active_calls)
+        self.on_call_finished(session, summary)
+        return summary
+
+    def on_call_finished(self, session: CallSession, summary: Summary) -> None:
+        """Hook for the store (console work) — nothing persists yet."""
+
+    # ---- fan-out -----------------------------------------------------------------------------
+    def publish_alert(self, session: CallSession, alert: Any) -> None:
+        if self.bus is not None:
+            self.bus.publish(alert, session.metadata)
+        if self.webhooks is not None:
+            self.webhooks.submit(alert)
+
+    def publish_call_event(self, call_id: str, event: Any) -> None:
+        if self.tap is not None:
+            self.tap.publish_call_event(call_id, event)

@@ -1,0 +1,38 @@
+"""Prometheus metrics of one engine (own registry, so several engines can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class EngineMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.connections = Counter("speechiq_connections_total", "Connections accepted", ["platform"], registry=r)
+        self.calls_started = Counter("speechiq_calls_started_total", "Calls started", ["platform"], registry=r)
+        self.calls_resumed = Counter("speechiq_calls_resumed_total", "Calls resumed after a drop", registry=r)
+        self.calls_ended = Counter("speechiq_calls_ended_total", "Calls finalised", ["reason"], registry=r)
+        self.calls_refused = Counter("speechiq_calls_refused_total", "Calls refused", ["reason"], registry=r)
+        self.active_calls = Gauge("speechiq_active_calls", "Calls in progress", registry=r)
+        self.protocol_errors = Counter(
+            "speechiq_protocol_errors_total", "Bad input from clients", ["platform", "code"], registry=r)
+        self.auth_failures = Counter("speechiq_auth_failures_total", "Refused authentications",
+                                     ["platform"], registry=r)
+        self.audio_seconds = Counter("speechiq_audio_seconds_total", "Seconds of call audio received",
+                                     registry=r)
+        self.utterances = Counter("speechiq_utterances_total", "Utterances transcribed", ["kind"], registry=r)
+        self.rejected = Counter("speechiq_asr_rejected_total", "Utterances rejected by hallucination guards",
+                                ["reason"], registry=r)
+        self.shed = Counter("speechiq_shed_total", "Work shed under load", ["kind"], registry=r)
+        self.final_latency = Histogram(
+            "speechiq_final_latency_seconds", "Utterance end (VAD endpoint) to final transcript, wall clock",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.asr_queue = Gauge("speechiq_asr_queue_depth", "Utterances waiting for ASR", registry=r)
+        self.alerts = Counter("speechiq_alerts_total", "Alerts emitted", ["category", "state"], registry=r)
+        self.events_dropped = Counter("speechiq_client_events_dropped_total",
+                                      "Events dropped for slow clients", ["kind"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,332 @@
+"""A live call: ingest events in; transcripts, alerts and a summary out — all in media time.
+
+Runs on the event loop. Audio work per frame is small and bounded (decode, resample, VAD);
+ASR goes to the shared scheduler, whose worker threads call back through
+``loop.call_soon_threadsafe``. Finals are emitted in order per channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..asr.decoder import DecodeRequest, DecodeResult
+from ..asr.scheduler import AsrJob
+from ..events import Notice, Started, Summary, Transcript
+from ..ingest import AudioChunk, CallEnd, CallStart, ChannelSpec, Dtmf, Gap, IngestEvent, MetadataUpdate
+from ..vad.endpointer import Segment
+from .channel import ChannelState, feed_channel, flush_channel, make_channel, media_time, split_channels
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+
+log = logging.getLogger(__name__)
+Sink = Callable[[Any], None]
+FINISH_TIMEOUT_S = 120.0
+RETRY_DELAY_S = 0.05
+
+
+class CallSession:
+    def __init__(self, engine: Engine, start: CallStart) -> None:
+        self.engine = engine
+        self.start = start
+        self.call_id = start.call_id
+        self.platform = start.platform
+        self.language = start.language if start.language != "auto" else engine.settings.asr.language
+        self.metadata: dict[str, Any] = dict(start.metadata)
+        self.resume_token = secrets.token_urlsafe(18)
+        self.loop = asyncio.get_running_loop()
+        self.channels: dict[int, ChannelState] = {}
+        for spec in start.channels:
+            self.channels[spec.index] = make_channel(spec, start.sample_rate, engine.settings.vad)
+        self.sample_rate = start.sample_rate
+        self._sinks: list[Sink] = []
+        self._pending_finals = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._next_emit: dict[int, int] = {i: 0 for i in self.channels}
+        self._held: dict[int, dict[int, Transcript | None]] = {i: {} for i in self.channels}
+        self._final_text: dict[str, str] = {}
+        self.finals = 0
+        self._role_finals: dict[int, int] = {}
+        self._role_words: dict[int, int] = {}
+        self.partials_shed = 0
+        self.dropped_finals = 0
+        self.alert_count = 0
+        self._overload_noticed = False
+        self._last_advance = 0.0
+        self.finished = False
+        self.summary: Summary | None = None
+        self.analytics = engine.new_analytics(self)
+
+    # ---- connections -----------------------------------------------------------------------
+    def attach(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    def detach(self, sink: Sink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
+    def started_event(self, resumed: bool = False) -> Started:
+        return Started(
+            call_id=self.call_id, resume_token=self.resume_token, sample_rate=self.sample_rate,
+            channels=tuple({"index": c.index, "role": c.role} for c in self.channels.values()),
+            resumed=resumed, media_time=self.media_time,
+        )
+
+    def add_channel(self, spec: ChannelSpec) -> int:
+        """A joined leg (e.g. a second AudioSocket connection) becomes a new channel of this call."""
+        index = max(self.channels, default=-1) + 1
+        spec = ChannelSpec(index=index, role=spec.role, name=spec.name)
+        self.channels[index] = make_channel(spec, self.sample_rate, self.engine.settings.vad,
+                                            offset=self.media_time)
+        self._next_emit[index] = 0
+        self._held[index] = {}
+        return index
+
+    @property
+    def media_time(self) -> float:
+        return max((media_time(c, self.sample_rate) for c in self.channels.values()), default=0.0)
+
+    # ---- ingest ----------------------------------------------------------------------------
+    def handle(self, event: IngestEvent, channel_map: Mapping[int, int] | None = None) -> None:
+        if self.finished:
+            return
+        if isinstance(event, AudioChunk):
+            self._on_audio(event, channel_map)
+        elif isinstance(event, Gap):
+            targets = self._targets(event.channel, channel_map)
+            for ch in targets:
+                ch.gaps += event.seconds
+                self._submit_finals(ch, ch.endpointer.advance(event.seconds))
+            self._after_audio()
+        elif isinstance(event, Dtmf):
+            self._emit_alerts(self.analytics.on_dtmf(event.digit, self.media_time) if self.analytics else [])
+        elif isinstance(event, MetadataUpdate):
+            self.metadata.update(event.metadata)
+            if event.language:
+                self.language = event.language
+            if self.analytics:
+                self._emit_alerts(self.analytics.on_metadata(event.metadata, event.language))
+        elif isinstance(event, CallEnd | CallStart):
+            raise TypeError("CallStart/CallEnd are handled by the engine")
+
+    def _targets(self, channel: int | None, channel_map: Mapping[int, int] | None) -> list[ChannelState]:
+        if channel is None:
+            return list(self.channels.values())
+        idx = channel_map.get(channel, channel) if channel_map else channel
+        ch = self.channels.get(idx)
+        return [ch] if ch else []
+
+    def _on_audio(self, chunk: AudioChunk, channel_map: Mapping[int, int] | None) -> None:
+        enc = self.start.encoding
+        if chunk.channel is None and not channel_map:
+            frames = split_channels(chunk.data, enc, len(self.start.channels))
+            for i, ch in enumerate(self.channels.values()):
+                if i < frames.shape[1]:
+                    self._submit_finals(ch, feed_channel(ch, frames[:, i], self.sample_rate))
+            n = frames.shape[0]
+        else:
+            mono = split_channels(chunk.data, enc, 1)[:, 0]
+            n = len(mono)
+            for ch in self._targets(chunk.channel or 0, channel_map):
+                self._submit_finals(ch, feed_channel(ch, mono, self.sample_rate))
+        self.engine.metrics.audio_seconds.inc(n / self.sample_rate)
+        self._after_audio()
+
+    def _after_audio(self) -> None:
+        for ch in self.channels.values():
+            if ch.activity and self.analytics:
+                for s, e in ch.activity:
+                    self._emit_alerts(self.analytics.on_activity(ch.role, ch.index, s, e))
+            ch.activity.clear()
+            self._maybe_partial(ch)
+        now = self.media_time
+        if self.analytics and now - self._last_advance >= 0.1:
+            self._last_advance = now
+            self._emit_alerts(self.analytics.advance(now))
+
+    # ---- ASR -------------------------------------------------------------------------------
+    def _request(self, audio: np.ndarray, offset: float, final: bool) -> DecodeRequest:
+        asr = self.engine.settings.asr
+        return DecodeRequest(
+            audio=audio, language=self.language, prompt=self.start.prompt, hotwords=self.start.hotwords,
+            word_timestamps=asr.word_timestamps and final, offset=offset,
+        )
+
+    def _submit_finals(self, ch: ChannelState, segments: list[Segment]) -> None:
+        for seg in segments:
+            seq = ch.segments_out
+            ch.segments_out += 1
+            ch.partial_speech_mark = 0.0
+            job = AsrJob(
+                call_id=self.call_id, channel=ch.index, request=self._request(seg.audio, seg.start, True),
+                is_final=True, callback=self._from_worker,
+                key=f"{self.call_id}:{ch.index}:{seq}",
+            )
+            job.segment = seg  # type: ignore[attr-defined]
+            job.seq = seq  # type: ignore[attr-defined]
+            job.submitted = time.monotonic()  # type: ignore[attr-defined]
+            self._pending_finals += 1
+            self._idle.clear()
+            self._submit(job)
+
+    def _submit(self, job: AsrJob) -> None:
+        if self.engine.scheduler.submit(job):
+            return
+        # Queue full: a final is never dropped — retry shortly (the call itself is not blocked).
+        self.engine.metrics.shed.labels("final_delayed").inc()
+        self.loop.call_later(RETRY_DELAY_S, self._submit, job)
+
+    def _maybe_partial(self, ch: ChannelState) -> None:
+        asr = self.engine.settings.asr
+        if not asr.partials or ch.partial_inflight:
+            return
+        prog = ch.endpointer.in_progress()
+        if prog is None:
+            return
+        speech = ch.endpointer.speech_seconds_in_progress
+        if speech - ch.partial_speech_mark < asr.partial_interval_s:
+            return
+        ch.partial_speech_mark = speech
+        if self.engine.scheduler.overloaded:
+            self._shed_partial()
+            return
+        start, audio = prog
+        seq = ch.segments_out
+        job = AsrJob(
+            call_id=self.call_id, channel=ch.index, request=self._request(audio.copy(), start, False),
+            is_final=False, callback=self._from_worker, key=f"{self.call_id}:{ch.index}:{seq}:p",
+        )
+        job.seq = seq  # type: ignore[attr-defined]
+        job.start = start  # type: ignore[attr-defined]
+        job.end = start + len(audio) / 16000  # type: ignore[attr-defined]
+        ch.partial_inflight = True
+        if not self.engine.scheduler.submit(job):
+            ch.partial_inflight = False
+            self._shed_partial()
+
+    def _shed_partial(self) -> None:
+        self.partials_shed += 1
+        self.engine.metrics.shed.labels("partial").inc()
+        if not self._overload_noticed:
+            self._overload_noticed = True
+            self._emit(Notice(code="partials_shed", media_time=self.media_time,
+                              message="engine overloaded: partial transcripts are being skipped; "
+                                      "finals continue"))
+
+    def _from_worker(self, job: AsrJob, result: DecodeResult | None, error: str | None) -> None:
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            self.loop.call_soon_threadsafe(self._on_result, job, result, error)
+
+    def _on_result(self, job: AsrJob, result: DecodeResult | None, error: str | None) -> None:
+        ch = self.channels.get(job.channel)
+        if ch is None:
+            return
+        if not job.is_final:
+            ch.partial_inflight = False
+            if error == "shed":
+                self.partials_shed += 1
+                self.engine.metrics.shed.labels("partial").inc()
+            if result is None or not result.text or job.seq < self._next_emit[ch.index] or self.finished:
+                return
+            if job.seq != ch.segments_out:  # the utterance already ended; its final is on the way
+                return
+            self.engine.metrics.utterances.labels("partial").inc()
+            t = Transcript(
+                call_id=self.call_id, channel=ch.index, role=ch.role, utterance_id=ch.utterance_id(
+                    self.call_id, job.seq), is_final=False, start=job.start, end=job.end,  # type: ignore[attr-defined]
+                text=result.text, language=result.language, emitted_at=time.time(),
+            )
+            self._publish_transcript(t)
+            return
+        # final
+        seg: Segment = job.segment  # type: ignore[attr-defined]
+        transcript: Transcript | None = None
+        if result is None:
+            log.warning("call %s: final %s failed: %s", self.call_id, job.key, error)
+            self.dropped_finals += 1
+        elif result.rejected:
+            self.engine.metrics.rejected.labels(result.rejected.split(":")[0]).inc()
+        elif result.text:
+            transcript = Transcript(
+                call_id=self.call_id, channel=ch.index, role=ch.role,
+                utterance_id=ch.utterance_id(self.call_id, job.seq), is_final=True,
+                start=seg.speech_start, end=seg.speech_end, text=result.text, words=result.words,
+                language=result.language, avg_logprob=result.avg_logprob,
+                no_speech_prob=result.no_speech_prob, emitted_at=time.time(),
+            )
+            self.engine.metrics.final_latency.observe(time.monotonic() - job.submitted)  # type: ignore[attr-defined]
+        self._held[ch.index][job.seq] = transcript
+        while self._next_emit[ch.index] in self._held[ch.index]:
+            t = self._held[ch.index].pop(self._next_emit[ch.index])
+            self._next_emit[ch.index] += 1
+            if t is not None:
+                self.finals += 1
+                self._role_finals[ch.index] = self._role_finals.get(ch.index, 0) + 1
+                self._role_words[ch.index] = self._role_words.get(ch.index, 0) + len(t.text.split())
+                self.engine.metrics.utterances.labels("final").inc()
+                self._publish_transcript(t)
+        self._pending_finals -= 1
+        if self._pending_finals <= 0:
+            self._idle.set()
+
+    # ---- output ----------------------------------------------------------------------------
+    def _publish_transcript(self, t: Transcript) -> None:
+        self._emit(t)
+        if self.analytics:
+            self._emit_alerts(self.analytics.on_transcript(t))
+
+    def _emit_alerts(self, alerts: list[Any]) -> None:
+        for alert in alerts:
+            self.alert_count += 1
+            self.engine.metrics.alerts.labels(alert.category, alert.state).inc()
+            self.engine.publish_alert(self, alert)
+            self._emit(alert)
+
+    def _emit(self, event: Any) -> None:
+        self.engine.publish_call_event(self.call_id, event)
+        for sink in list(self._sinks):
+            try:
+                sink(event)
+            except Exception:  # a broken connection must not break the call
+                log.exception("call %s: sink failed", self.call_id)
+
+    # ---- end -------------------------------------------------------------------------------
+    async def finish(self, reason: str = "normal") -> Summary:
+        if self.summary is not None:
+            return self.summary
+        for ch in self.channels.values():
+            self._submit_finals(ch, flush_channel(ch))
+        self._after_audio()
+        try:
+            await asyncio.wait_for(self._idle.wait(), FINISH_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            log.error("call %s: %d finals still pending at finish", self.call_id, self._pending_finals)
+            self.dropped_finals += self._pending_finals
+        self.finished = True
+        analytics: dict[str, Any] = {}
+        end = self.media_time
+        if self.analytics:
+            alerts, analytics = self.analytics.finish(end)
+            self._emit_alerts(alerts)
+        roles: dict[str, Any] = {}
+        for ch in self.channels.values():
+            entry = roles.setdefault(ch.role, {"channels": [], "utterances": 0, "words": 0})
+            entry["channels"].append(ch.index)
+            entry["utterances"] += self._role_finals.get(ch.index, 0)
+            entry["words"] += self._role_words.get(ch.index, 0)
+        self.summary = Summary(
+            call_id=self.call_id, duration=end, utterances=self.finals, roles=roles,
+            shed_partials=self.partials_shed, dropped_finals=self.dropped_finals, alerts=self.alert_count,
+            analytics=analytics, metadata=dict(self.metadata), reason=reason,
+        )
+        self._emit(self.summary)
+        return self.summary

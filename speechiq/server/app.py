@@ -1,0 +1,170 @@
+"""The WebSocket/HTTP front door: routes, auth, health and metrics, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from ..adapters.base import Adapter
+from ..adapters.native import NativeAdapter, NativeConfig
+from ..engine import Engine
+from .connection import AdapterConnection, http_json
+
+log = logging.getLogger(__name__)
+AdapterFactory = Callable[[Engine, Request], Adapter]
+
+
+def _native(engine: Engine, request: Request) -> Adapter:
+    s = engine.settings.server
+    return NativeAdapter(NativeConfig(max_frame_bytes=s.max_frame_bytes, max_text_bytes=s.max_text_bytes,
+                                      default_language=engine.settings.asr.language))
+
+
+def platform_routes() -> dict[str, AdapterFactory]:
+    """Paths → adapter factories. Telephony adapters register themselves in adapters/registry."""
+    routes: dict[str, AdapterFactory] = {"/v1/calls": _native}
+    with contextlib.suppress(ImportError):
+        from ..adapters.registry import ROUTES
+
+        routes.update(ROUTES)
+    return routes
+
+
+def _api_key(request: Request, query: dict[str, list[str]]) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.headers.get("X-API-Key") or (query.get("api_key") or [None])[0]
+
+
+@dataclass
+class SpeechIQServer:
+    engine: Engine
+    routes: dict[str, AdapterFactory] = field(default_factory=platform_routes)
+    server: Server | None = None
+
+    # ---- HTTP layer --------------------------------------------------------------------------
+    def _authorized(self, request: Request, query: dict[str, list[str]]) -> bool:
+        keys = self.engine.settings.server.api_keys
+        if not keys:
+            return True
+        given = _api_key(request, query) or ""
+        return any(hmac.compare_digest(given.encode(), k.encode()) for k in keys)
+
+    def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        path, query = url.path.rstrip("/") or "/", parse_qs(url.query)
+        if path == "/healthz":
+            return self._health(conn)
+        if path == "/metrics":
+            resp = conn.respond(HTTPStatus.OK, "")
+            resp.body = self.engine.metrics.render()
+            resp.headers["Content-Type"] = "text/plain; version=0.0.4"
+            resp.headers["Content-Length"] = str(len(resp.body))
+            return resp
+        if not self._route_exists(path):
+            return conn.respond(HTTPStatus.NOT_FOUND, f"no endpoint at {path}\n")
+        check = getattr(self.routes.get(path), "check_upgrade", None)
+        if check is not None:  # platform-specific auth (AudioHook API key + HTTP signature)
+            refusal = check(self.engine, request)
+            if refusal is not None:
+                self.engine.metrics.auth_failures.labels(path).inc()
+                return conn.respond(refusal[0], refusal[1] + "\n")
+        elif not self._authorized(request, query):
+            self.engine.metrics.auth_failures.labels(path).inc()
+            return conn.respond(HTTPStatus.UNAUTHORIZED, "missing or invalid API key\n")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return conn.respond(HTTPStatus.UPGRADE_REQUIRED, f"{path} is a WebSocket endpoint\n")
+        return None
+
+    def _route_exists(self, path: str) -> bool:
+        return path in self.routes or path == "/v1/alerts" or (
+            path.startswith("/v1/calls/") and path.endswith("/events"))
+
+    def _health(self, conn: ServerConnection) -> Response:
+        e = self.engine
+        body = {
+            "status": "ok",
+            "model": getattr(e.model_info, "name", None),
+            "active_calls": e.active_calls,
+            "asr_queue": getattr(e.scheduler, "depth", 0),
+            "overloaded": bool(getattr(e.scheduler, "overloaded", False)),
+        }
+        resp = conn.respond(HTTPStatus.OK, "")
+        resp.body = http_json(body)
+        resp.headers["Content-Type"] = "application/json"
+        resp.headers["Content-Length"] = str(len(resp.body))
+        return resp
+
+    # ---- WebSocket layer ---------------------------------------------------------------------
+    async def handler(self, ws: ServerConnection) -> None:
+        url = urlsplit(ws.request.path if ws.request else "/")
+        path, query = url.path.rstrip("/"), parse_qs(url.query)
+        if path == "/v1/alerts":
+            from ..alerts.subscribe import serve_alert_subscription
+
+            await serve_alert_subscription(ws, self.engine.bus, query)
+            return
+        if path.startswith("/v1/calls/") and path.endswith("/events"):
+            from ..alerts.subscribe import serve_call_tap
+
+            await serve_call_tap(ws, self.engine.tap, path[len("/v1/calls/"):-len("/events")])
+            return
+        factory = self.routes[path]
+        await AdapterConnection(ws, factory(self.engine, ws.request), self.engine).run()  # type: ignore[arg-type]
+
+    async def start(self) -> SpeechIQServer:
+        s = self.engine.settings.server
+        ssl_ctx = None
+        if s.tls_cert:
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_ctx.load_cert_chain(s.tls_cert, s.tls_key)
+        self.server = await serve(
+            self.handler, s.host, s.port, process_request=self.process_request,
+            max_size=s.max_frame_bytes * 2, max_queue=64, compression=None, ssl=ssl_ctx,
+            ping_interval=20, ping_timeout=30,
+        )
+        await self.engine.start_background()
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return next(iter(self.server.sockets)).getsockname()[1]
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close(close_connections=False)
+            await asyncio.sleep(0)
+        await self.engine.close()
+        if self.server is not None:
+            self.server.close()
+            with contextlib.suppress(Exception):
+                await self.server.wait_closed()
+
+
+async def run_server(engine: Engine, ready: Callable[[SpeechIQServer], Any] | None = None) -> None:
+    srv = await SpeechIQServer(engine).start()
+    if ready:
+        ready(srv)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: finalising %d calls", engine.active_calls)
+    await srv.close()
