@@ -27,7 +27,7 @@ class _Section(BaseModel):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
-    audiosocket_port: int | None = Field(None, ge=0, le=65535, description="TCP port for Asterisk AudioSocket")
+    audiosocket_port: int | None = Field(None, ge=0, le=65535, description="TCP port for AudioSocket")
     api_keys: tuple[str, ...] = Field((), description="accepted API keys; empty = no auth")
     max_frame_bytes: int = Field(1 << 20, ge=1024, description="largest accepted binary frame")
     max_text_bytes: int = Field(64 * 1024, ge=256, description="largest accepted text frame")
@@ -54,6 +54,9 @@ class VadSettings(_Section):
 
 class AsrSettings(_Section):
     model: str = Field("tiny.en", description="name (tiny.en, base, small, large-v3, distil-*) or path")
+    decoder: Literal["batched", "plain"] = Field(
+        "batched", description="batched = cross-call batches, short windows; plain = faster-whisper "
+        "transcribe() per utterance, one at a time (the benchmark baseline)")
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = Field("default", description="int8 on CPU, float16 on CUDA when 'default'")
     cpu_threads: int = Field(0, ge=0, description="0 = all cores")

@@ -73,5 +73,16 @@ def flush_channel(ch: ChannelState) -> list[Segment]:
     return segs
 
 
+def gap_channel(ch: ChannelState, seconds: float, sample_rate: int) -> list[Segment]:
+    """Audio the platform dropped or paused: flush what the resampler holds, then skip ahead."""
+    tail = ch.resampler.flush()
+    segs = ch.endpointer.push(tail) if len(tail) else []
+    ch.resampler = StreamResampler(sample_rate, ASR_RATE)
+    segs += ch.endpointer.advance(seconds)
+    ch.gaps += seconds
+    ch.activity.extend(ch.endpointer.activity())
+    return segs
+
+
 def media_time(ch: ChannelState, sample_rate: int) -> float:
     return ch.samples_in / sample_rate + ch.gaps

@@ -22,7 +22,15 @@ from ..asr.scheduler import AsrJob
 from ..events import Notice, Started, Summary, Transcript
 from ..ingest import AudioChunk, CallEnd, CallStart, ChannelSpec, Dtmf, Gap, IngestEvent, MetadataUpdate
 from ..vad.endpointer import Segment
-from .channel import ChannelState, feed_channel, flush_channel, make_channel, media_time, split_channels
+from .channel import (
+    ChannelState,
+    feed_channel,
+    flush_channel,
+    gap_channel,
+    make_channel,
+    media_time,
+    split_channels,
+)
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -104,8 +112,7 @@ class CallSession:
         elif isinstance(event, Gap):
             targets = self._targets(event.channel, channel_map)
             for ch in targets:
-                ch.gaps += event.seconds
-                self._submit_finals(ch, ch.endpointer.advance(event.seconds))
+                self._submit_finals(ch, gap_channel(ch, event.seconds, self.sample_rate))
             self._after_audio()
         elif isinstance(event, Dtmf):
             self._emit_alerts(self.analytics.on_dtmf(event.digit, self.media_time) if self.analytics else [])

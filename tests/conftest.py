@@ -1,0 +1,86 @@
+"""Shared fixtures: one real engine (real tiny.en model) and a real server per test session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+def load_truth(name: str) -> dict[str, Any]:
+    return json.loads((DATA / f"{name}.json").read_text(encoding="utf-8"))
+
+
+class ServerThread:
+    """A real speechiq server on an ephemeral port, running its own event loop in a thread."""
+
+    def __init__(self, overrides: dict[str, Any] | None = None) -> None:
+        from speechiq.settings import load_settings
+
+        base = {"server.port": 0, "server.resume_grace_s": 2.0, "asr.model": "tiny.en"}
+        base.update(overrides or {})
+        self.settings = load_settings(None, base, environ={})
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.srv: Any = None
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        from speechiq.engine import Engine
+        from speechiq.server.app import SpeechIQServer
+
+        asyncio.set_event_loop(self.loop)
+        try:
+            engine = Engine(self.settings).load()
+            self.srv = self.loop.run_until_complete(SpeechIQServer(engine).start())
+        except BaseException as exc:  # surfaced to the test
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        self.loop.run_forever()
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        self.ready.wait(300)
+        if self.error:
+            raise self.error
+        return self
+
+    @property
+    def engine(self) -> Any:
+        return self.srv.engine
+
+    def url(self, path: str = "/v1/calls") -> str:
+        return f"ws://127.0.0.1:{self.srv.port}{path}"
+
+    def call(self, coro: Any, timeout: float = 120) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        if self.srv is not None:
+            self.call(self.srv.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[ServerThread]:
+    st = ServerThread().start()
+    yield st
+    st.stop()
+
+
+@pytest.fixture(scope="session")
+def upgrade_call() -> tuple[Any, dict[str, Any]]:
+    from speechiq.audio.wavio import read_wav
+
+    return read_wav(DATA / "call_upgrade_opportunity.wav"), load_truth("call_upgrade_opportunity")
