@@ -8,7 +8,6 @@ import json
 import logging
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ..adapters.base import (
@@ -27,10 +26,18 @@ log = logging.getLogger(__name__)
 PEER_CLOSE_WAIT_S = 10.0
 
 
-class AdapterConnection:
-    """Glue between a WebSocket, an adapter and the engine; one instance per connection."""
+class TransportClosed(Exception):
+    """A non-WebSocket transport (TCP) reached end of stream."""
 
-    def __init__(self, ws: ServerConnection, adapter: Adapter, engine: Engine) -> None:
+
+class AdapterConnection:
+    """Glue between a transport, an adapter and the engine; one instance per connection.
+
+    ``ws`` is a websockets ``ServerConnection`` or anything with the same four members:
+    ``recv()``, ``send(frame)``, ``close(code, reason)`` and ``close_code`` (see tcp.py).
+    """
+
+    def __init__(self, ws: Any, adapter: Adapter, engine: Engine) -> None:
         self.ws = ws
         self.adapter = adapter
         self.engine = engine
@@ -66,7 +73,7 @@ class AdapterConnection:
         except OverloadError as exc:
             self._send_error(ProtocolError("overloaded", str(exc), CLOSE_TRY_AGAIN_LATER))
             close_code, close_reason = CLOSE_TRY_AGAIN_LATER, "overloaded"
-        except ConnectionClosed:
+        except (ConnectionClosed, TransportClosed):
             pass
         except Exception:
             log.exception("%s: internal error", platform)
@@ -136,7 +143,7 @@ class AdapterConnection:
         """After the call ended: our protocol closes now; platforms close themselves."""
         if getattr(self.adapter, "close_after_end", self.adapter.platform == "speechiq"):
             return
-        with contextlib.suppress(asyncio.TimeoutError, ConnectionClosed):
+        with contextlib.suppress(asyncio.TimeoutError, ConnectionClosed, TransportClosed):
             async with asyncio.timeout(PEER_CLOSE_WAIT_S):
                 while True:
                     msg = await self.ws.recv()
