@@ -1,0 +1,448 @@
+"""CallAnalytics: one call's live rule evaluation, talk metrics and sentiment, all in media time.
+
+The call session feeds transcripts (partials and finals), VAD activity, DTMF, metadata and clock
+ticks; each call returns the alerts that became due (provisional, confirmed or retracted). Rule
+kinds and their firing semantics are documented in docs/rules.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..events import Alert, Evidence, Transcript
+from ..rules import schema as S
+from ..rules.compiler import CompiledPack, CompiledRule, Ev, Utt, eval_call, eval_state, eval_utt
+from ..rules.matchers import TextView
+from ..rules.normalize import has_cjk
+
+log = logging.getLogger(__name__)
+
+PENDING_TTL_S = 5.0  # an unfinished utterance older than this no longer holds a deadline back
+EVENT_KINDS = {"process.long_hold": "hold", "process.transfer": "transfer", "issue.repeat_contact": "repeat_contact",
+               "process.escalation": "escalation", "escalation.supervisor_request": "supervisor_request",
+               "process.long_silence": "silence", "process.overtalk": "overtalk"}
+
+
+@dataclass
+class _Open:
+    alert: Alert
+    prev_fire: float | None  # cooldown mark before this alert (restored on retraction)
+
+
+@dataclass
+class _Timer:
+    armed_at: float
+    due: float
+    source: Utt | None = None
+    done: bool = False
+
+
+@dataclass
+class _Counts:
+    confirmed: Counter[str] = field(default_factory=Counter)
+    by_category: Counter[str] = field(default_factory=Counter)
+    by_severity: Counter[str] = field(default_factory=Counter)
+    by_label: Counter[str] = field(default_factory=Counter)
+    retracted: int = 0
+
+
+class CallAnalytics:
+    """Live analytics of one call. Every method returns the alerts that became due."""
+
+    def __init__(self, call_id: str, pack: CompiledPack, *, language: str, metadata: Mapping[str, Any],
+                 sentiment: Any, semantic: Any | None = None, talk: Any | None = None,
+                 callmetrics: Any | None = None) -> None:
+        self.call_id = call_id
+        self.pack = pack
+        self.scorer = sentiment
+        self.semantic = semantic
+        self.metadata: dict[str, Any] = dict(metadata)
+        self._declared = language if language in S.LANGUAGES else None
+        if talk is None:
+            from .talk import TalkMetrics
+
+            talk = TalkMetrics(("agent", "customer"))
+        if callmetrics is None:
+            from .callmetrics import CallMetrics
+
+            callmetrics = CallMetrics()
+        self.talk = talk
+        self.callmetrics = callmetrics
+        self.now = 0.0
+        self.call_end: float | None = None
+        self.finals: list[Utt] = []
+        self.dtmf = ""
+        self._last_lang: str | None = None
+        self._first_agent: float | None = None
+        self._watch: dict[int, list[Ev]] = {id(c): [] for c in pack.watches}
+        self._open: dict[str, dict[int, _Open]] = {}  # utterance id -> rule index -> alert
+        self._last_fire: dict[int, float] = {}
+        self._state_truth: dict[int, bool] = {}
+        self._state_n: Counter[int] = Counter()
+        self._timers: dict[int, list[_Timer]] = {}
+        self._pending: dict[str, tuple[str, float, float]] = {}  # partial utterance -> (role, start, seen)
+        self._activity: list[tuple[str, int, float, float]] = []  # VAD speech not yet covered by a final
+        self._sent: dict[str, float] = {}
+        self._finishing = False
+        self._failed: set[int] = set()
+        self._counts = _Counts()
+        for i, cr in enumerate(pack.rules):
+            if cr.kind == "deadline" and cr.deadline is not None and cr.deadline.start is None:
+                self._timers[i] = [_Timer(0.0, cr.deadline.within)]
+        if pack.has_semantic and semantic is None:
+            log.warning("call %s: pack %s has semantic rules but no semantic model: they are skipped",
+                        call_id, pack.version)
+
+    # ---- CallView (read by condition evaluation) -------------------------------------------
+    @property
+    def language(self) -> str | None:
+        return self._declared or self._last_lang
+
+    def view(self, u: Utt) -> TextView:
+        if u.view is None:
+            u.view = self.pack.index.scan(u.text, u.lang)
+        return u.view
+
+    def sentiment(self, u: Utt) -> float:
+        if u.sentiment is None:
+            try:
+                u.sentiment = float(self.scorer.score(u.text, u.lang).score)
+            except Exception:
+                log.exception("call %s: sentiment scorer failed", self.call_id)
+                u.sentiment = 0.0
+        return u.sentiment
+
+    def similarity(self, leaf: S.Semantic, u: Utt) -> float | None:
+        if self.semantic is None:
+            return None
+        examples = self.pack.examples(leaf, u.lang, self.semantic)
+        if examples.shape[0] == 0:
+            return None
+        if u.embedding is None:
+            u.embedding = self.semantic.embed([u.text])[0]
+        return float(np.max(examples @ u.embedding))
+
+    def watch_hits(self, cond: S.Cond) -> list[Ev]:
+        return self._watch.get(id(cond), [])
+
+    def metric(self, name: str, role: str | None, u: Utt | None) -> float | None:
+        t = self.talk
+        try:
+            if name == "silence_before":
+                return float(t.silence_before(u.start)) if u is not None else None
+            if name == "overtalk_at":
+                return float(t.overtalk_at(u.start, u.role)) if u is not None else None
+            if name == "first_agent_speech":
+                firsts = [x for x in (t.first_agent_speech, self._first_agent) if x is not None]
+                return min(firsts) if firsts else self.now
+            if name in S.ROLE_METRICS:
+                return float(getattr(t, name).get(role, 0.0))
+            return float(getattr(t, name))
+        except (AttributeError, TypeError, KeyError):
+            log.exception("call %s: talk metric %s unavailable", self.call_id, name)
+            return None
+
+    # ---- inputs ----------------------------------------------------------------------------
+    def on_transcript(self, t: Transcript) -> list[Alert]:
+        self.now = max(self.now, t.end)
+        lang = t.language if t.language in S.LANGUAGES else self._declared or ("zh" if has_cjk(t.text) else "en")
+        u = Utt(t.utterance_id, t.role, t.channel, t.start, t.end, t.text, lang, t.is_final)
+        if t.role == "agent":
+            self._first_agent = t.start if self._first_agent is None else min(self._first_agent, t.start)
+        if not t.is_final:
+            self._pending[t.utterance_id] = (t.role, t.start, self.now)
+            return self._utterance_rules(u)
+        self._pending.pop(t.utterance_id, None)
+        self._activity = [a for a in self._activity if not (a[1] == t.channel and a[2] < t.end and a[3] > t.start)]
+        score = self.sentiment(u)
+        self._sent[u.id] = score
+        self._feed_metrics(u, score)
+        alerts = self._utterance_rules(u)
+        hits: dict[int, bool] = {}
+        for c in self.pack.watches:
+            if id(c) not in hits:
+                r = self._safe_eval(c, u)
+                hits[id(c)] = r is not None
+                if r is not None:
+                    self._watch[id(c)].append((u, tuple(s for _, sp in r for s in sp)))
+        self.finals.append(u)
+        self._last_lang = lang
+        self._deadline_progress(u, hits)
+        alerts += self._deadlines()
+        alerts += self._state_rules(u)
+        return alerts
+
+    def on_activity(self, role: str, channel: int, start: float, end: float) -> list[Alert]:
+        self.now = max(self.now, end)
+        try:
+            self.talk.on_activity(role, start, end)
+        except Exception:
+            log.exception("call %s: talk metrics rejected activity", self.call_id)
+        if role == "agent":
+            self._first_agent = start if self._first_agent is None else min(self._first_agent, start)
+        if not any(u.channel == channel and u.start < end and u.end > start for u in self.finals[-8:]):
+            self._activity.append((role, channel, start, end))
+        return self._deadlines() + self._state_rules(None)
+
+    def on_dtmf(self, digit: str, media_time: float) -> list[Alert]:
+        self.now = max(self.now, media_time)
+        self.dtmf += str(digit).upper()
+        return self._state_rules(None)
+
+    def on_metadata(self, metadata: Mapping[str, Any], language: str | None = None) -> list[Alert]:
+        self.metadata.update(metadata)
+        if language in S.LANGUAGES:
+            self._declared = language
+        return self._state_rules(None)
+
+    def advance(self, media_time: float) -> list[Alert]:
+        self.now = max(self.now, media_time)
+        try:
+            self.talk.advance(self.now)
+        except Exception:
+            log.exception("call %s: talk metrics advance failed", self.call_id)
+        return self._deadlines() + self._state_rules(None)
+
+    def finish(self, media_time: float) -> tuple[list[Alert], dict[str, Any]]:
+        """Call end: due deadlines (no more waiting), open provisionals retracted, call-scope rules."""
+        self._finishing = True
+        alerts = self.advance(media_time)
+        self.call_end = self.now
+        for uid in list(self._open):
+            for ri, op in list(self._open[uid].items()):
+                if op.alert.state == "provisional":
+                    alerts.append(self._retract(ri, uid, op))
+        for i, cr in enumerate(self.pack.rules):
+            if cr.kind != "call" or not self._lang_ok(cr):
+                continue
+            ev = self._guard(i, lambda cr=cr: eval_call(self.pack, cr.rule.when, self))
+            if ev is not None:
+                trig = min((u for u, _ in ev), key=lambda x: x.start, default=None)
+                alerts.append(self._make(i, cr, "confirmed", f"{self.call_id}:{cr.id}:call", self.call_end,
+                                         trig, ev, "call"))
+        return alerts, self.summary()
+
+    def sentiment_of(self, utterance_id: str) -> float | None:
+        return self._sent.get(utterance_id)
+
+    # ---- rule kinds ------------------------------------------------------------------------
+    def _lang_ok(self, cr: CompiledRule, lang: str | None = None) -> bool:
+        lang = lang or self.language
+        return lang is None or lang in cr.rule.languages
+
+    def _guard(self, i: int, fn: Any) -> Any:
+        try:
+            return fn()
+        except Exception:
+            if i not in self._failed:
+                self._failed.add(i)
+                log.exception("call %s: rule %s failed; skipped", self.call_id, self.pack.rules[i].id)
+            return None
+
+    def _safe_eval(self, c: S.Cond, u: Utt) -> list[Ev] | None:
+        try:
+            return eval_utt(self.pack, c, u, self)
+        except Exception:
+            log.exception("call %s: condition evaluation failed", self.call_id)
+            return None
+
+    def _utterance_rules(self, u: Utt) -> list[Alert]:
+        out: list[Alert] = []
+        opened = self._open.get(u.id, {})
+        cands = set(self.pack.candidates(self.view(u)))
+        if u.is_final:
+            cands.update(opened)
+        for i in sorted(cands):
+            cr = self.pack.rules[i]
+            if cr.kind != "utterance" or u.lang not in cr.rule.languages:
+                continue
+            ev = self._guard(i, lambda cr=cr: eval_utt(self.pack, cr.rule.when, u, self))
+            op = opened.get(i)
+            if ev is not None:
+                if op is not None and op.alert.state == "provisional" and u.is_final:
+                    out.append(self._make(i, cr, "confirmed", op.alert.alert_id, u.end, u, ev, "final"))
+                    self._open[u.id][i].alert = out[-1]
+                elif op is None and self._cooldown_ok(i, u.end):
+                    state = "confirmed" if u.is_final else "provisional"
+                    alert = self._make(i, cr, state, f"{self.call_id}:{cr.id}:{u.id}", u.end, u, ev,
+                                       "final" if u.is_final else "partial")
+                    self._open.setdefault(u.id, {})[i] = _Open(alert, self._last_fire.get(i))
+                    self._last_fire[i] = u.end
+                    out.append(alert)
+            elif op is not None and op.alert.state == "provisional" and u.is_final:
+                out.append(self._retract(i, u.id, op))
+        return out
+
+    def _retract(self, i: int, uid: str, op: _Open) -> Alert:
+        from dataclasses import replace
+
+        alert = replace(op.alert, state="retracted", media_time=max(self.now, op.alert.media_time))
+        if op.prev_fire is None:
+            self._last_fire.pop(i, None)
+        else:
+            self._last_fire[i] = op.prev_fire
+        op.alert = alert
+        self._counts.retracted += 1
+        return alert
+
+    def _cooldown_ok(self, i: int, t: float) -> bool:
+        last = self._last_fire.get(i)
+        return last is None or t >= last + self.pack.rules[i].rule.cooldown_s
+
+    def _state_rules(self, trigger: Utt | None) -> list[Alert]:
+        out: list[Alert] = []
+        for i, cr in enumerate(self.pack.rules):
+            if cr.kind != "state":
+                continue
+            ev = self._guard(i, lambda cr=cr: eval_state(cr.rule.when, self)) if self._lang_ok(cr) else None
+            was = self._state_truth.get(i, False)
+            self._state_truth[i] = ev is not None
+            if ev is not None and not was and self._cooldown_ok(i, self.now):
+                self._state_n[i] += 1
+                t = trigger.end if trigger is not None else self.now
+                out.append(self._make(i, cr, "confirmed", f"{self.call_id}:{cr.id}:state{self._state_n[i]}", t,
+                                      trigger, ev, "state"))
+                self._last_fire[i] = t
+        return out
+
+    def _deadline_progress(self, u: Utt, hits: dict[int, bool]) -> None:
+        for i, cr in enumerate(self.pack.rules):
+            dl = cr.deadline
+            if cr.kind != "deadline" or dl is None:
+                continue
+            timers = self._timers.setdefault(i, [])
+            if hits.get(id(dl.say)):
+                for tm in timers:
+                    if not tm.done and u.start <= tm.due and (tm.source is None or u.start >= tm.source.start):
+                        tm.done = True
+            if dl.start is not None and hits.get(id(dl.start)) and not any(not tm.done for tm in timers):
+                timers.append(_Timer(u.end, u.end + dl.within, u))
+
+    def _held_back(self, role: str, due: float) -> bool:
+        if self._finishing:
+            return False
+        horizon = self.now - PENDING_TTL_S
+        if any((role == "any" or r == role) and s <= due and seen >= horizon for r, s, seen in self._pending.values()):
+            return True
+        return any((role == "any" or r == role) and s <= due and e >= horizon for r, _, s, e in self._activity)
+
+    def _deadlines(self) -> list[Alert]:
+        out: list[Alert] = []
+        for i, timers in self._timers.items():
+            cr = self.pack.rules[i]
+            for tm in timers:
+                if tm.done or self.now < tm.due or (self.call_end is not None and tm.due > self.call_end):
+                    continue
+                assert cr.deadline is not None
+                if self._held_back(cr.deadline.role, tm.due):
+                    continue
+                tm.done = True
+                if not self._lang_ok(cr):
+                    continue
+                ev: list[Ev] | None = [(tm.source, ())] if tm.source is not None else []
+                for c in cr.rest:
+                    r = self._guard(i, lambda c=c: eval_state(c, self))
+                    ev = None if r is None or ev is None else ev + r
+                if ev is not None and self._cooldown_ok(i, tm.due):
+                    out.append(self._make(i, cr, "confirmed", f"{self.call_id}:{cr.id}:deadline@{tm.due:.3f}",
+                                          tm.due, None, ev, "deadline", at=tm.due))
+                    self._last_fire[i] = tm.due
+        return out
+
+    # ---- alerts ----------------------------------------------------------------------------
+    def _make(self, i: int, cr: CompiledRule, state: str, alert_id: str, media_time: float, trig: Utt | None,
+              ev: list[Ev], trigger: str, at: float | None = None) -> Alert:
+        r = cr.rule
+        spans: dict[str, tuple[Utt, set[tuple[int, int]]]] = {}
+        if trig is not None:
+            spans[trig.id] = (trig, set())
+        for u, sp in ev:
+            entry = spans.setdefault(u.id, (u, set()))
+            entry[1].update(self.view(u).original_spans(list(sp)) if sp else ())
+        evidence = tuple(
+            Evidence(utterance_id=u.id, role=u.role, channel=u.channel, start=u.start, end=u.end, text=u.text,
+                     spans=tuple(sorted(s)), sentiment=self.sentiment(u))
+            for u, s in sorted(spans.values(), key=lambda x: (x[0].start, x[0].id)))
+        t0 = at if at is not None else (trig.start if trig is not None else media_time)
+        t1 = at if at is not None else (trig.end if trig is not None else media_time)
+        alert = Alert(
+            alert_id=alert_id, call_id=self.call_id, rule_id=r.id, pack_version=self.pack.version, label=r.label,
+            category=r.category, severity=r.severity, state=state, media_time=media_time, start=t0, end=t1,
+            role=trig.role if trig is not None else cr.role, text=trig.text if trig is not None else "",
+            description=r.description, evidence=evidence,
+            metadata={"kind": cr.kind, "trigger": trigger, "scope": r.scope,
+                      "utterance_id": trig.id if trig is not None else None,
+                      "language": trig.lang if trig is not None else self.language})
+        if state == "confirmed":
+            c = self._counts
+            c.confirmed[r.id] += 1
+            c.by_category[r.category] += 1
+            c.by_severity[r.severity] += 1
+            c.by_label[r.label] += 1
+            kind = EVENT_KINDS.get(r.label)
+            if kind:
+                try:
+                    self.callmetrics.on_event(kind, media_time)
+                except Exception:
+                    log.exception("call %s: call metrics rejected event %s", self.call_id, kind)
+        return alert
+
+    # ---- metrics and summary ---------------------------------------------------------------
+    def _feed_metrics(self, u: Utt, score: float) -> None:
+        try:
+            self.talk.on_final(u.role, u.start, u.end, len(u.text.split()) if u.lang == "en" else len(u.text))
+        except Exception:
+            log.exception("call %s: talk metrics rejected a final", self.call_id)
+        try:
+            label = "positive" if score > 0.05 else "negative" if score < -0.05 else "neutral"
+            self.callmetrics.on_final(u.role, u.text, u.lang, _sentiment_value(score, label), u.start, u.end)
+        except Exception:
+            log.exception("call %s: call metrics rejected a final", self.call_id)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        try:
+            out.update(self.callmetrics.summary())
+        except Exception:
+            log.exception("call %s: call metrics summary failed", self.call_id)
+        try:
+            out["talk"] = self.talk.snapshot()
+        except Exception:
+            log.exception("call %s: talk metrics snapshot failed", self.call_id)
+        sent: dict[str, Any] = {}
+        for role in ("agent", "customer"):
+            scores = [self._sent[u.id] for u in self.finals if u.role == role and u.id in self._sent]
+            if scores:
+                sent[role] = {"mean": round(float(np.mean(scores)), 3), "first": round(scores[0], 3),
+                              "last": round(scores[-1], 3), "min": round(min(scores), 3), "turns": len(scores)}
+        out["sentiment"] = sent
+        c = self._counts
+        out["alerts"] = {"total": sum(c.confirmed.values()), "retracted": c.retracted,
+                         "by_category": dict(c.by_category), "by_severity": dict(c.by_severity),
+                         "by_label": dict(c.by_label), "by_rule": dict(c.confirmed)}
+        out["pack"] = {"version": self.pack.version, "name": self.pack.name, "rules": len(self.pack.rules)}
+        return out
+
+
+@dataclass(frozen=True)
+class _Sentiment:
+    score: float
+    label: str
+
+
+def _sentiment_value(score: float, label: str) -> Any:
+    """A ``speechiq.analytics.sentiment.Sentiment`` (a stand-in while that module is absent)."""
+    try:
+        from .sentiment import Sentiment
+    except ImportError:
+        return _Sentiment(score, label)
+    return Sentiment(score=score, label=label)
+
+
+__all__ = ["PENDING_TTL_S", "CallAnalytics"]
