@@ -253,8 +253,7 @@ def _chinese_numbers(toks: list[_Tok]) -> list[_Tok]:
             i += 1
             continue
         j = i
-        while j < n and toks[j].kind == "cjk" and toks[j].text in CN_NUMERALS and (
-                j == i or toks[j].start == toks[j - 1].end):
+        while j < n and toks[j].kind == "cjk" and toks[j].text in CN_NUMERALS:  # joined in the output too
             j += 1
         run = "".join(t.text for t in toks[i:j])
         after = toks[j].text if j < n else ""
@@ -292,6 +291,24 @@ def _symbols(toks: list[_Tok]) -> list[_Tok]:
     return out
 
 
+def _drop_loose_symbols(toks: list[_Tok]) -> list[_Tok]:
+    """Currency signs not before a number and % not after one are punctuation."""
+    def starts_number(t: _Tok | None) -> bool:
+        return t is not None and (_numeric(t) or t.text in UNITS or t.text in TEENS or t.text in TENS)
+
+    def ends_number(t: _Tok | None) -> bool:
+        return t is not None and (_numeric(t) or (t.kind == "word" and t.text in NUMBER_WORDS))
+
+    out: list[_Tok] = []
+    for i, t in enumerate(toks):
+        if t.kind == "cur" and not starts_number(toks[i + 1] if i + 1 < len(toks) else None):
+            continue
+        if t.kind == "pct" and not ends_number(out[-1] if out else None):
+            continue
+        out.append(t)
+    return out
+
+
 def _numeric(t: _Tok) -> bool:
     return t.kind == "num" or (t.kind == "word" and t.text[:1].isdigit() and t.text.replace(".", "").isdigit())
 
@@ -307,6 +324,8 @@ def normalize(text: str) -> Normalized:
             toks.append(_Tok(s.replace(",", ""), m.start(), m.end(), "word", False))
             continue
         toks.append(_Tok(s, m.start(), m.end(), kind))
+    if any(t.kind in ("cur", "pct") for t in toks):
+        toks = _drop_loose_symbols(toks)
     if any(t.kind == "word" and t.text in NUMBER_WORDS for t in toks):
         toks = _english_numbers(toks)
     if any(t.kind == "cjk" and t.text in CN_NUMERALS for t in toks):
