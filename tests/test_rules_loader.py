@@ -171,6 +171,9 @@ def test_compile_indexes_literal_triggers():
     kinds = {r.id: r.kind for r in pack.rules}
     assert kinds["disclosure_deadline"] == "deadline" and kinds["missing_disclosure"] == "call"
     assert kinds["souring"] == "state" and kinds["supervisor_request"] == "utterance"
-    price = next(r for r in pack.rules if r.id == "price_ten")
-    assert price.triggers is not None  # literal-only: evaluated only when its phrase hits
-    assert next(r for r in pack.rules if r.id == "churn").triggers is None  # fuzzy: always evaluated
+    triggers = {r.id: r.triggers for r in pack.rules}
+    # phrase rules (literal, fuzzy, regex) run only when one of their leaves hit in the scan
+    assert triggers["price_ten"] and triggers["churn"] and triggers["account_digits"]
+    assert triggers["offer_after_interest"] and triggers["vip_opening"]
+    # rules without any phrase are evaluated on every utterance
+    assert triggers["angry_customer"] is None and triggers["long_silence_turn"] is None

@@ -92,9 +92,12 @@ class CallAnalytics:
         self._finishing = False
         self._failed: set[int] = set()
         self._counts = _Counts()
-        for i, cr in enumerate(pack.rules):
-            if cr.kind == "deadline" and cr.deadline is not None and cr.deadline.start is None:
-                self._timers[i] = [_Timer(0.0, cr.deadline.within)]
+        self._state_idx = [i for i, cr in enumerate(pack.rules) if cr.kind == "state"]
+        self._deadline_idx = [i for i, cr in enumerate(pack.rules) if cr.kind == "deadline"]
+        for i in self._deadline_idx:
+            dl = pack.rules[i].deadline
+            if dl is not None and dl.start is None:
+                self._timers[i] = [_Timer(0.0, dl.within)]
         if pack.has_semantic and semantic is None:
             log.warning("call %s: pack %s has semantic rules but no semantic model: they are skipped",
                         call_id, pack.version)
@@ -262,7 +265,10 @@ class CallAnalytics:
             cr = self.pack.rules[i]
             if cr.kind != "utterance" or u.lang not in cr.rule.languages:
                 continue
-            ev = self._guard(i, lambda cr=cr: eval_utt(self.pack, cr.rule.when, u, self))
+            try:
+                ev = eval_utt(self.pack, cr.rule.when, u, self)
+            except Exception:
+                ev = self._guard(i, lambda cr=cr: eval_utt(self.pack, cr.rule.when, u, self))  # logs once
             op = opened.get(i)
             if ev is not None:
                 if op is not None and op.alert.state == "provisional" and u.is_final:
@@ -297,9 +303,8 @@ class CallAnalytics:
 
     def _state_rules(self, trigger: Utt | None) -> list[Alert]:
         out: list[Alert] = []
-        for i, cr in enumerate(self.pack.rules):
-            if cr.kind != "state":
-                continue
+        for i in self._state_idx:
+            cr = self.pack.rules[i]
             ev = self._guard(i, lambda cr=cr: eval_state(cr.rule.when, self)) if self._lang_ok(cr) else None
             was = self._state_truth.get(i, False)
             self._state_truth[i] = ev is not None
@@ -312,9 +317,10 @@ class CallAnalytics:
         return out
 
     def _deadline_progress(self, u: Utt, hits: dict[int, bool]) -> None:
-        for i, cr in enumerate(self.pack.rules):
+        for i in self._deadline_idx:
+            cr = self.pack.rules[i]
             dl = cr.deadline
-            if cr.kind != "deadline" or dl is None:
+            if dl is None:
                 continue
             timers = self._timers.setdefault(i, [])
             if hits.get(id(dl.say)):
@@ -436,13 +442,19 @@ class _Sentiment:
     label: str
 
 
+_SENTIMENT_CLS: Any = None
+
+
 def _sentiment_value(score: float, label: str) -> Any:
     """A ``speechiq.analytics.sentiment.Sentiment`` (a stand-in while that module is absent)."""
-    try:
-        from .sentiment import Sentiment
-    except ImportError:
-        return _Sentiment(score, label)
-    return Sentiment(score=score, label=label)
+    global _SENTIMENT_CLS
+    if _SENTIMENT_CLS is None:
+        try:
+            from .sentiment import Sentiment as cls
+        except ImportError:
+            cls = _Sentiment
+        _SENTIMENT_CLS = cls
+    return _SENTIMENT_CLS(score=score, label=label)
 
 
 __all__ = ["PENDING_TTL_S", "CallAnalytics"]

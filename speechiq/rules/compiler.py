@@ -113,9 +113,8 @@ class CompiledPack:
 
 def _required(c: S.Cond, leaf_ids: dict[int, int], index: PhraseIndex) -> frozenset[int] | None:
     """Phrase leaves one of which must hit for ``c`` to hold (None: cannot tell cheaply)."""
-    if isinstance(c, S.Phrase):
-        i = leaf_ids[id(c)]
-        return frozenset((i,)) if i in index.literal_only else None
+    if isinstance(c, S.Phrase):  # every phrase hit (literal, pinyin, regex, fuzzy) is known after the scan
+        return frozenset((leaf_ids[id(c)],))
     if isinstance(c, S.All):
         sets = [s for s in (_required(x, leaf_ids, index) for x in c.items) if s is not None]
         return min(sets, key=len) if sets else None
@@ -234,8 +233,8 @@ def eval_utt(pack: CompiledPack, c: S.Cond, u: Utt, st: CallView) -> list[Ev] | 
         s = st.sentiment(u)
         ok = s < c.below if c.below is not None else s > (c.above if c.above is not None else 1.0)
         return [(u, ())] if ok else None
-    if isinstance(c, S.Semantic):
-        if not _role_ok(c.role, u.role):
+    if isinstance(c, S.Semantic):  # finals only: one embedding per utterance
+        if not u.is_final or not _role_ok(c.role, u.role):
             return None
         sim = st.similarity(c, u)
         return [(u, ((0, len(st.view(u).text), "semantic"),))] if sim is not None and sim >= c.threshold else None

@@ -46,9 +46,7 @@ class TextView:
 
     norm: Normalized
     lang: str
-    hits: dict[int, list[Span]] = field(default_factory=dict)  # literal + pinyin hits per leaf
-    _fuzzy: dict[int, list[Span]] | None = None
-    _regex: dict[int, list[Span]] = field(default_factory=dict)
+    hits: dict[int, list[Span]] = field(default_factory=dict)  # every phrase leaf's hits
 
     @property
     def text(self) -> str:
@@ -60,15 +58,20 @@ class TextView:
 
 
 class PhraseIndex:
-    """Every phrase leaf of a pack, compiled: literal/pinyin automata, fuzzy entries, regexes."""
+    """Every phrase leaf of a pack, compiled: literal/pinyin automata, fuzzy entries, regexes.
+
+    :meth:`scan` computes every leaf's hits in one go (literal, pinyin, each distinct regex once,
+    fuzzy after a word prefix/suffix prefilter), so a phrase leaf is fully known from the scan and
+    rules can be indexed by the leaves that hit.
+    """
 
     def __init__(self, leaves: list[S.Phrase]) -> None:
         self.leaves = leaves
         self._keys: dict[str, dict[str, list[int]]] = {lang: defaultdict(list) for lang in S.LANGUAGES}
         self._py_keys: dict[str, list[int]] = defaultdict(list)
         self._fuzzy: dict[str, list[_Fuzzy]] = {lang: [] for lang in S.LANGUAGES}
-        self._regex: dict[int, dict[str, list[re.Pattern[str]]]] = {}
-        self.literal_only: set[int] = set()  # leaves whose every match comes from the automata
+        self._regex: dict[str, dict[str, list[int]]] = {lang: defaultdict(list) for lang in S.LANGUAGES}
+        self._compiled: dict[str, re.Pattern[str]] = {}
         for i, leaf in enumerate(leaves):
             for lang, items in leaf.literals:
                 for item in items:
@@ -79,83 +82,78 @@ class PhraseIndex:
                         if i not in self._keys[lg][n]:
                             self._keys[lg][n].append(i)
                         if leaf.fuzzy is not None and len(n) >= MIN_FUZZY_CHARS:
-                            self._fuzzy[lg].append(_Fuzzy(i, n, leaf.fuzzy, _need(n, leaf.fuzzy)))
+                            self._fuzzy[lg].append(_Fuzzy(i, n, leaf.fuzzy, _need(n)))
                     if leaf.pinyin and has_cjk(n) and "zh" in _langs(lang):
                         for key in phrase_pinyin(n):
                             if i not in self._py_keys[key]:
                                 self._py_keys[key].append(i)
             for lang, items in leaf.regex:
                 for pat in items:
+                    self._compiled.setdefault(pat, re.compile(pat))
                     for lg in _langs(lang):
-                        self._regex.setdefault(i, {}).setdefault(lg, []).append(re.compile(pat))
-            if not leaf.regex and leaf.fuzzy is None:
-                self.literal_only.add(i)
+                        if i not in self._regex[lg][pat]:
+                            self._regex[lg][pat].append(i)
         self._ac = {lang: _automaton(keys) for lang, keys in self._keys.items()}
         self._py_ac = _automaton(self._py_keys)
-        self._fuzzy_post: dict[str, tuple[dict[str, np.ndarray], np.ndarray]] = {
-            lang: _trigram_postings(entries) for lang, entries in self._fuzzy.items()}
+        self._fuzzy_post = {lang: _affix_postings(entries) for lang, entries in self._fuzzy.items()}
         self.has_pinyin = bool(self._py_keys)
 
     # ---- per utterance ---------------------------------------------------------------------
     def scan(self, text: str, lang: str, normalized: Normalized | None = None) -> TextView:
-        """Normalise once, run the literal automaton (and the pinyin one for Chinese)."""
+        """Normalise once and find every phrase leaf's hits (see the class docstring)."""
         nz = normalized or normalize(text)
         view = TextView(nz, lang)
         t = nz.text
+        if not t:
+            return view
+        hits = view.hits
         ac = self._ac.get(lang)
-        if ac is not None and t:
+        if ac is not None:
+            keys = self._keys[lang]
             for end, key in ac.iter(t):
                 start = end - len(key) + 1
                 if (_is_word(key[0]) and start > 0 and _is_word(t[start - 1])) or (
                         _is_word(key[-1]) and end + 1 < len(t) and _is_word(t[end + 1])):
                     continue
-                for leaf in self._keys[lang][key]:
-                    view.hits.setdefault(leaf, []).append((start, end + 1, key))
+                for leaf in keys[key]:
+                    hits.setdefault(leaf, []).append((start, end + 1, key))
         if lang == "zh" and self._py_ac is not None and has_cjk(t):
             py: PinyinText = text_pinyin(t)
             for end, key in self._py_ac.iter(py.text):
                 s, e = py.source_span(end - len(key) + 2, end)
                 for leaf in self._py_keys[key]:
-                    view.hits.setdefault(leaf, []).append((s, e, t[s:e]))
+                    hits.setdefault(leaf, []).append((s, e, t[s:e]))
+        for pat, leaves in self._regex.get(lang, {}).items():
+            found = [(m.start(), m.end(), m.group()) for m in self._compiled[pat].finditer(t) if m.end() > m.start()]
+            if found:
+                for leaf in leaves:
+                    hits.setdefault(leaf, []).extend(found)
+        if self._fuzzy.get(lang) and len(t) >= MIN_FUZZY_CHARS:
+            self._scan_fuzzy(view)
         return view
 
     def match(self, view: TextView, leaf: int) -> list[Span]:
         """All spans of phrase leaf ``leaf`` in the utterance ([] = no match)."""
-        spans = list(view.hits.get(leaf, ()))
-        if leaf in self.literal_only:
-            return spans
-        pats = self._regex.get(leaf, {}).get(view.lang)
-        if pats:
-            if leaf not in view._regex:
-                view._regex[leaf] = [(m.start(), m.end(), m.group()) for p in pats for m in p.finditer(view.text)
-                                     if m.end() > m.start()]
-            spans.extend(view._regex[leaf])
-        if self.leaves[leaf].fuzzy is not None and not spans:
-            if view._fuzzy is None:
-                view._fuzzy = self._fuzzy_all(view)
-            spans.extend(view._fuzzy.get(leaf, ()))
-        return spans
+        return view.hits.get(leaf, [])
 
-    def _fuzzy_all(self, view: TextView) -> dict[int, list[Span]]:
-        out: dict[int, list[Span]] = {}
-        entries = self._fuzzy.get(view.lang) or []
-        t = view.text
-        if not entries or len(t) < MIN_FUZZY_CHARS:
-            return out
+    def _scan_fuzzy(self, view: TextView) -> None:
+        entries = self._fuzzy[view.lang]
         post, need = self._fuzzy_post[view.lang]
-        arrs = [post[g] for g in {t[i:i + 3] for i in range(len(t) - 2)} if g in post]
+        t = view.text
+        words = set(t.split())
+        arrs = [post[k] for w in words if len(w) >= 3 for k in (w[:3], "~" + w[-3:]) if k in post]
         if not arrs:
-            return out
+            return
         counts = np.bincount(np.concatenate(arrs), minlength=len(entries))
-        for idx in np.nonzero(counts >= need)[0]:
+        hits = view.hits
+        for idx in np.flatnonzero(counts >= need):
             e = entries[int(idx)]
-            if out.get(e.leaf):
+            if e.leaf in hits or fuzz.partial_ratio(e.phrase, t, score_cutoff=e.score) < e.score:
                 continue
             al = fuzz.partial_ratio_alignment(e.phrase, t, score_cutoff=e.score)
-            if al is not None and al.score >= e.score:
+            if al is not None:
                 s, en = _widen(t, al.dest_start, al.dest_end)
-                out.setdefault(e.leaf, []).append((s, en, t[s:en]))
-        return out
+                hits[e.leaf] = [(s, en, t[s:en])]
 
 
 def _widen(t: str, s: int, e: int) -> tuple[int, int]:
@@ -167,20 +165,25 @@ def _widen(t: str, s: int, e: int) -> tuple[int, int]:
     return s, e
 
 
-def _need(phrase: str, score: int) -> int:
-    """Trigrams a phrase keeps when ``partial_ratio`` ≥ score (substitution errors, 3 trigrams each)."""
-    m = len(phrase)
-    k = int((1 - score / 100) * m)
-    return max(1, (m - 2) - 3 * k)
+def _affixes(phrase: str) -> set[str]:
+    """3-letter prefixes and (~-marked) suffixes of the phrase's words of 4+ characters."""
+    return {k for w in phrase.split() if len(w) >= 4 for k in (w[:3], "~" + w[-3:])}
 
 
-def _trigram_postings(entries: list[_Fuzzy]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _need(phrase: str) -> int:
+    """Affix keys an utterance must share before rapidfuzz runs: half the phrase's words."""
+    n = sum(1 for w in phrase.split() if len(w) >= 4)
+    return max(1, (n + 1) // 2)
+
+
+def _affix_postings(entries: list[_Fuzzy]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     post: dict[str, list[int]] = defaultdict(list)
     for i, e in enumerate(entries):
-        for g in {e.phrase[j:j + 3] for j in range(len(e.phrase) - 2)}:
-            post[g].append(i)
+        keys = _affixes(e.phrase) or {e.phrase[:3]}
+        for k in keys:
+            post[k].append(i)
     need = np.array([e.need for e in entries], dtype=np.int64)
-    return {g: np.array(ix, dtype=np.int64) for g, ix in post.items()}, need
+    return {k: np.array(ix, dtype=np.int64) for k, ix in post.items()}, need
 
 
 def _automaton(keys: dict[str, list[int]]) -> ahocorasick.Automaton | None:

@@ -54,7 +54,7 @@ def _t2s() -> object:
     return opencc.OpenCC("t2s")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tok:
     text: str
     start: int  # offsets into the *folded* string
@@ -104,6 +104,8 @@ class Normalized:
 
 def _fold(text: str) -> tuple[str, list[int] | None]:
     """NFKC + casefold + simplified Chinese; a per-character map when lengths change."""
+    if text.isascii():
+        return text.replace("`", "'").lower(), None
     text = text.translate(_APOS)
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
     fmap: list[int] | None = None

