@@ -93,6 +93,9 @@ class CallAnalytics:
         self._failed: set[int] = set()
         self._counts = _Counts()
         self._state_idx = [i for i, cr in enumerate(pack.rules) if cr.kind == "state"]
+        # clock ticks and VAD activity only move talk metrics: re-check just the rules that read them
+        self._timed_idx = [i for i in self._state_idx
+                           if any(isinstance(c, S.Metric) for c in S.walk(pack.rules[i].rule.when))]
         self._deadline_idx = [i for i, cr in enumerate(pack.rules) if cr.kind == "deadline"]
         for i in self._deadline_idx:
             dl = pack.rules[i].deadline
@@ -190,8 +193,10 @@ class CallAnalytics:
         if role == "agent":
             self._first_agent = start if self._first_agent is None else min(self._first_agent, start)
         if not any(u.channel == channel and u.start < end and u.end > start for u in self.finals[-8:]):
+            horizon = self.now - 2 * PENDING_TTL_S
+            self._activity = [a for a in self._activity if a[3] >= horizon]
             self._activity.append((role, channel, start, end))
-        return self._deadlines() + self._state_rules(None)
+        return self._deadlines() + self._state_rules(None, timed_only=True)
 
     def on_dtmf(self, digit: str, media_time: float) -> list[Alert]:
         self.now = max(self.now, media_time)
@@ -210,7 +215,7 @@ class CallAnalytics:
             self.talk.advance(self.now)
         except Exception:
             log.exception("call %s: talk metrics advance failed", self.call_id)
-        return self._deadlines() + self._state_rules(None)
+        return self._deadlines() + self._state_rules(None, timed_only=True)
 
     def finish(self, media_time: float) -> tuple[list[Alert], dict[str, Any]]:
         """Call end: due deadlines (no more waiting), open provisionals retracted, call-scope rules."""
@@ -301,9 +306,9 @@ class CallAnalytics:
         last = self._last_fire.get(i)
         return last is None or t >= last + self.pack.rules[i].rule.cooldown_s
 
-    def _state_rules(self, trigger: Utt | None) -> list[Alert]:
+    def _state_rules(self, trigger: Utt | None, timed_only: bool = False) -> list[Alert]:
         out: list[Alert] = []
-        for i in self._state_idx:
+        for i in self._timed_idx if timed_only else self._state_idx:
             cr = self.pack.rules[i]
             ev = self._guard(i, lambda cr=cr: eval_state(cr.rule.when, self)) if self._lang_ok(cr) else None
             was = self._state_truth.get(i, False)
@@ -427,7 +432,7 @@ class CallAnalytics:
             if scores:
                 sent[role] = {"mean": round(float(np.mean(scores)), 3), "first": round(scores[0], 3),
                               "last": round(scores[-1], 3), "min": round(min(scores), 3), "turns": len(scores)}
-        out["sentiment"] = sent
+        out.setdefault("sentiment", sent)  # CallMetrics may report its own view first
         c = self._counts
         out["alerts"] = {"total": sum(c.confirmed.values()), "retracted": c.retracted,
                          "by_category": dict(c.by_category), "by_severity": dict(c.by_severity),
