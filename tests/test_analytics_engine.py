@@ -356,3 +356,31 @@ def test_summary_counts_and_events(pack):
 def test_utterance_language_detection_for_auto_calls(pack):
     ca = make(pack, language="auto")
     assert by_rule(ca.on_transcript(tr("customer", "我要投诉", 1, 2)), "complaint_zh")
+
+
+def test_deadline_from_an_event_and_state_conditions(pack):
+    ca = make(pack, metadata={"direction": "inbound"})
+    ca.on_transcript(tr("customer", "Can you tell me why my bill went up?", 20, 23))
+    assert not by_rule(ca.advance(32.9), "answer_the_question")
+    got = by_rule(ca.advance(33.0), "answer_the_question")
+    assert len(got) == 1 and got[0].media_time == 33.0 and got[0].role == "agent"
+    assert [e.text for e in got[0].evidence] == ["Can you tell me why my bill went up?"]
+    answered = make(pack, metadata={"direction": "inbound"})
+    answered.on_transcript(tr("customer", "Could you check my bill?", 20, 23))
+    answered.on_transcript(tr("agent", "Sure, let me check.", 25, 27))
+    assert not by_rule(answered.advance(40.0), "answer_the_question")
+    outbound = make(pack, metadata={"direction": "outbound"})
+    outbound.on_transcript(tr("customer", "Can you tell me why?", 20, 23))
+    assert not by_rule(outbound.advance(40.0), "answer_the_question")
+
+
+def test_edge_inputs_never_crash_and_finish_is_idempotent(pack):
+    ca = make(pack)
+    assert ca.on_transcript(tr("customer", "", 1, 2, final=False)) == []
+    ca.on_transcript(tr("customer", "   ", 1, 2))
+    ca.on_transcript(tr("agent", "¿¡…!!", 3, 4))
+    ca.on_dtmf("#", 5)
+    ca.on_metadata({"queue": None}, language="xx")
+    first, _ = ca.finish(10.0)
+    again, summary = ca.finish(12.0)
+    assert again == [] and summary["alerts"]["total"] == len([a for a in first if a.state == "confirmed"])

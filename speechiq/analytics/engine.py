@@ -219,6 +219,8 @@ class CallAnalytics:
 
     def finish(self, media_time: float) -> tuple[list[Alert], dict[str, Any]]:
         """Call end: due deadlines (no more waiting), open provisionals retracted, call-scope rules."""
+        if self.call_end is not None:  # already finished: nothing new is due
+            return [], self.summary()
         self._finishing = True
         alerts = self.advance(media_time)
         self.call_end = self.now
