@@ -372,15 +372,14 @@ class CallAnalytics:
     def _make(self, i: int, cr: CompiledRule, state: str, alert_id: str, media_time: float, trig: Utt | None,
               ev: list[Ev], trigger: str, at: float | None = None) -> Alert:
         r = cr.rule
-        spans: dict[str, tuple[Utt, set[tuple[int, int]]]] = {}
+        spans: dict[str, tuple[Utt, set[tuple[int, int, str]]]] = {}
         if trig is not None:
             spans[trig.id] = (trig, set())
         for u, sp in ev:
-            entry = spans.setdefault(u.id, (u, set()))
-            entry[1].update(self.view(u).original_spans(list(sp)) if sp else ())
+            spans.setdefault(u.id, (u, set()))[1].update(sp)
         evidence = tuple(
             Evidence(utterance_id=u.id, role=u.role, channel=u.channel, start=u.start, end=u.end, text=u.text,
-                     spans=tuple(sorted(s)), sentiment=self.sentiment(u))
+                     spans=self.view(u).original_spans(list(s)) if s else (), sentiment=self.sentiment(u))
             for u, s in sorted(spans.values(), key=lambda x: (x[0].start, x[0].id)))
         t0 = at if at is not None else (trig.start if trig is not None else media_time)
         t1 = at if at is not None else (trig.end if trig is not None else media_time)

@@ -53,7 +53,13 @@ class TextView:
         return self.norm.text
 
     def original_spans(self, spans: list[Span]) -> tuple[tuple[int, int], ...]:
-        out = sorted({self.norm.span(s, e) for s, e, _ in spans})
+        """Spans as offsets into the original text, overlapping ones merged."""
+        out: list[tuple[int, int]] = []
+        for s, e in sorted({self.norm.span(s, e) for s, e, _ in spans}):
+            if out and s <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], e))
+            else:
+                out.append((s, e))
         return tuple(out)
 
 
