@@ -69,7 +69,7 @@ class Normalized:
 
     text: str
     original: str
-    _pieces: list[tuple[str, int, int, bool]] = field(repr=False, default_factory=list)
+    _toks: list[_Tok] = field(repr=False, default_factory=list)
     _fold_map: list[int] | None = field(repr=False, default=None)
     _starts: list[int] | None = field(repr=False, default=None)
     _ends: list[int] | None = field(repr=False, default=None)
@@ -78,7 +78,7 @@ class Normalized:
         starts: list[int] = []
         ends: list[int] = []
         fm = self._fold_map
-        for text, s, e, identity in self._pieces:
+        for text, s, e, identity in _pieces(self._toks):
             if identity and e - s == len(text):
                 starts.extend(range(s, e))
                 ends.extend(range(s + 1, e + 1))
@@ -130,6 +130,11 @@ def _english_numbers(toks: list[_Tok]) -> list[_Tok]:
     out: list[_Tok] = []
     i, n = 0, len(toks)
     while i < n:
+        w = toks[i].text
+        if w not in NUMBER_WORDS and w != "a":  # fast path: most words are not numbers
+            out.append(toks[i])
+            i += 1
+            continue
         j = i
         while j < n and _is_num_word(toks, j, i):
             j += 1
@@ -315,37 +320,39 @@ def _numeric(t: _Tok) -> bool:
     return t.kind == "num" or (t.kind == "word" and t.text[:1].isdigit() and t.text.replace(".", "").isdigit())
 
 
-def normalize(text: str) -> Normalized:
-    """Normalise ``text`` (see the module docstring); keeps offsets into the original."""
-    folded, fmap = _fold(text)
-    toks: list[_Tok] = []
-    for m in _TOKEN.finditer(folded):
-        kind = m.lastgroup or "word"
-        s = m.group()
-        if kind == "word" and "," in s and _THOUSANDS.match(s):
-            toks.append(_Tok(s.replace(",", ""), m.start(), m.end(), "word", False))
-            continue
-        toks.append(_Tok(s, m.start(), m.end(), kind))
-    if any(t.kind in ("cur", "pct") for t in toks):
-        toks = _drop_loose_symbols(toks)
-    if any(t.kind == "word" and t.text in NUMBER_WORDS for t in toks):
-        toks = _english_numbers(toks)
-    if any(t.kind == "cjk" and t.text in CN_NUMERALS for t in toks):
-        toks = _chinese_numbers(toks)
-    if any(t.kind in ("cur", "pct") for t in toks):
-        toks = _symbols(toks)
-    parts: list[str] = []
-    pieces: list[tuple[str, int, int, bool]] = []
+def _pieces(toks: list[_Tok]) -> list[tuple[str, int, int, bool]]:
+    """(text, start, end, identity) of every output piece, separators included."""
+    out: list[tuple[str, int, int, bool]] = []
     prev_cjk = False
     for t in toks:
         cjk = t.kind == "cjk"
-        if parts and not (cjk and prev_cjk):
-            parts.append(" ")
-            pieces.append((" ", t.start, t.start + 1, False))
-        parts.append(t.text)
-        pieces.append((t.text, t.start, t.end, t.identity))
+        if out and not (cjk and prev_cjk):
+            out.append((" ", t.start, t.start + 1, False))
+        out.append((t.text, t.start, t.end, t.identity))
         prev_cjk = cjk
-    return Normalized("".join(parts), text, pieces, fmap)
+    return out
+
+
+def normalize(text: str) -> Normalized:
+    """Normalise ``text`` (see the module docstring); keeps offsets into the original."""
+    folded, fmap = _fold(text)
+    toks = [_Tok(m.group(), m.start(), m.end(), m.lastgroup or "word") for m in _TOKEN.finditer(folded)]
+    if "," in folded:
+        for t in toks:
+            if t.kind == "word" and "," in t.text and _THOUSANDS.match(t.text):
+                t.text, t.identity = t.text.replace(",", ""), False
+    symbols = any(c in folded for c in "$€£%")
+    if symbols:
+        toks = _drop_loose_symbols(toks)
+    if not NUMBER_WORDS.keys().isdisjoint([t.text for t in toks]):
+        toks = _english_numbers(toks)
+    cjk = has_cjk(folded)
+    if cjk and any(t.kind == "cjk" and t.text in CN_NUMERALS for t in toks):
+        toks = _chinese_numbers(toks)
+    if symbols:
+        toks = _symbols(toks)
+    out = "".join([p[0] for p in _pieces(toks)]) if cjk else " ".join([t.text for t in toks])
+    return Normalized(out, text, toks, fmap)
 
 
 def norm(text: str) -> str:
