@@ -77,6 +77,7 @@ class CallAnalytics:
         self.now = 0.0
         self.call_end: float | None = None
         self.finals: list[Utt] = []
+        self._by_role: dict[str, list[Utt]] = {}
         self.dtmf = ""
         self._last_lang: str | None = None
         self._first_agent: float | None = None
@@ -109,6 +110,9 @@ class CallAnalytics:
     @property
     def language(self) -> str | None:
         return self._declared or self._last_lang
+
+    def role_finals(self, role: str) -> list[Utt]:
+        return self._by_role.get(role, [])
 
     def view(self, u: Utt) -> TextView:
         if u.view is None:
@@ -178,6 +182,7 @@ class CallAnalytics:
                 if r is not None:
                     self._watch[id(c)].append((u, tuple(s for _, sp in r for s in sp)))
         self.finals.append(u)
+        self._by_role.setdefault(u.role, []).append(u)
         self._last_lang = lang
         self._deadline_progress(u, hits)
         alerts += self._deadlines()

@@ -55,6 +55,7 @@ class CallView(Protocol):
     language: str | None
 
     def view(self, u: Utt) -> TextView: ...
+    def role_finals(self, role: str) -> list[Utt]: ...
     def sentiment(self, u: Utt) -> float: ...
     def similarity(self, leaf: S.Semantic, u: Utt) -> float | None: ...
     def watch_hits(self, cond: S.Cond) -> list[Ev]: ...
@@ -282,7 +283,7 @@ def eval_state(c: S.Cond, st: CallView) -> list[Ev] | None:
     if isinstance(c, S.Dtmf):
         return [] if c.pressed in st.dtmf else None
     if isinstance(c, S.Trend):
-        turns = [u for u in st.finals if u.role == c.role][-c.turns:]
+        turns = st.role_finals(c.role)[-c.turns:]
         if len(turns) < c.turns:
             return None
         scores = [st.sentiment(u) for u in turns]

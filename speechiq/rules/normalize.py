@@ -21,6 +21,8 @@ _TOKEN = re.compile(
     r"|(?P<cur>[$€£])"
     r"|(?P<pct>%)"
 )
+_ASCII_TOKEN = re.compile(  # the same tokens for ASCII text, cheaper
+    r"(?P<word>[a-z0-9]+(?:'[a-z0-9]+)*(?:(?<=[0-9])(?:\.|,(?=[0-9]{3}(?![0-9])))[0-9]+)*)|(?P<cur>[$])|(?P<pct>%)")
 _THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _APOS = str.maketrans({"’": "'", "‘": "'", "`": "'", "ʼ": "'"})
 
@@ -336,7 +338,8 @@ def _pieces(toks: list[_Tok]) -> list[tuple[str, int, int, bool]]:
 def normalize(text: str) -> Normalized:
     """Normalise ``text`` (see the module docstring); keeps offsets into the original."""
     folded, fmap = _fold(text)
-    toks = [_Tok(m.group(), m.start(), m.end(), m.lastgroup or "word") for m in _TOKEN.finditer(folded)]
+    rx = _ASCII_TOKEN if fmap is None and folded.isascii() else _TOKEN
+    toks = [_Tok(m.group(), m.start(), m.end(), m.lastgroup or "word") for m in rx.finditer(folded)]
     if "," in folded:
         for t in toks:
             if t.kind == "word" and "," in t.text and _THOUSANDS.match(t.text):
