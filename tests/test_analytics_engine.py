@@ -384,3 +384,11 @@ def test_edge_inputs_never_crash_and_finish_is_idempotent(pack):
     first, _ = ca.finish(10.0)
     again, summary = ca.finish(12.0)
     assert again == [] and summary["alerts"]["total"] == len([a for a in first if a.state == "confirmed"])
+
+
+def test_no_sentiment_scorer_scores_neutral(pack):
+    ca = CallAnalytics("c1", pack, language="en", metadata={}, sentiment=None, talk=FakeTalk(),
+                       callmetrics=FakeCallMetrics())
+    t = tr("customer", "I want to speak to your supervisor", 1, 2)
+    alerts = ca.on_transcript(t)
+    assert by_rule(alerts, "supervisor_request") and ca.sentiment_of(t.utterance_id) == 0.0

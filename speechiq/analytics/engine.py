@@ -92,6 +92,7 @@ class CallAnalytics:
         self._sent: dict[str, float] = {}
         self._finishing = False
         self._failed: set[int] = set()
+        self._scorer_failed = False
         self._counts = _Counts()
         self._state_idx = [i for i, cr in enumerate(pack.rules) if cr.kind == "state"]
         # clock ticks and VAD activity only move talk metrics: re-check just the rules that read them
@@ -121,11 +122,14 @@ class CallAnalytics:
 
     def sentiment(self, u: Utt) -> float:
         if u.sentiment is None:
-            try:
-                u.sentiment = float(self.scorer.score(u.text, u.lang).score)
-            except Exception:
-                log.exception("call %s: sentiment scorer failed", self.call_id)
-                u.sentiment = 0.0
+            u.sentiment = 0.0  # no scorer (sentiment off) or a failing one: neutral
+            if self.scorer is not None:
+                try:
+                    u.sentiment = float(self.scorer.score(u.text, u.lang).score)
+                except Exception:
+                    if not self._scorer_failed:
+                        self._scorer_failed = True
+                        log.exception("call %s: sentiment scorer failed; scoring 0", self.call_id)
         return u.sentiment
 
     def similarity(self, leaf: S.Semantic, u: Utt) -> float | None:
