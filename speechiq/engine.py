@@ -88,7 +88,11 @@ class Engine:
 
         self.packs = PackRegistry(list(self.settings.analytics.rule_packs))
         self.sentiment = make_scorer(self.settings.analytics)
-        if self.settings.analytics.semantic and self.packs.current().has_semantic:
+        self._ensure_semantic(self.packs.current())
+
+    def _ensure_semantic(self, pack: Any) -> None:
+        """Load the sentence-embedding model once, when a pack first needs it."""
+        if self.semantic is None and self.settings.analytics.semantic and pack.has_semantic:
             from .rules.semantic import load_semantic_model
 
             self.semantic = load_semantic_model()
@@ -125,7 +129,9 @@ class Engine:
             self.packs.maybe_reload()
         from .analytics.engine import CallAnalytics
 
-        return CallAnalytics(session.call_id, self.packs.current(), language=session.language,
+        pack = self.packs.current()
+        self._ensure_semantic(pack)
+        return CallAnalytics(session.call_id, pack, language=session.language,
                              metadata=session.metadata, sentiment=self.sentiment, semantic=self.semantic)
 
     @property

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Union
+from typing import Any
 
 
 class Role(str, Enum):
@@ -100,4 +100,4 @@ class CallEnd:
     detail: str = ""
 
 
-IngestEvent = Union[CallStart, AudioChunk, Gap, Dtmf, MetadataUpdate, CallEnd]
+IngestEvent = CallStart | AudioChunk | Gap | Dtmf | MetadataUpdate | CallEnd
