@@ -66,11 +66,13 @@ class Engine:
         """Load the model and start the ASR workers (blocking: call before serving)."""
         from .asr.decoder import BatchDecoder
         from .asr.models import load_model
+        from .asr.plain import PlainDecoder
         from .asr.scheduler import AsrScheduler
 
         model, info = load_model(self.settings.asr)
         self.model_info = info
-        self.decoder = BatchDecoder(model, self.settings.asr, info.multilingual)
+        decoder_cls = PlainDecoder if self.settings.asr.decoder == "plain" else BatchDecoder
+        self.decoder = decoder_cls(model, self.settings.asr, info.multilingual)
         self.scheduler = AsrScheduler(self.decoder, self.settings.asr)
         self.scheduler.start()
         self._load_analytics()

@@ -179,7 +179,7 @@ class NativeAdapter(Adapter):
         self.send(to_json(event))
 
     def on_summary(self, summary: Summary) -> None:
-        self.send(to_json(summary))
+        """Nothing to add: the summary already reached this connection as an engine event."""
 
     def error_frame(self, exc: ProtocolError) -> str:
         return json.dumps({"type": "error", "code": exc.code, "message": exc.message})

@@ -1,0 +1,1 @@
+"""Speech recognition: model resolution, batched short-window decoding, the shared scheduler."""

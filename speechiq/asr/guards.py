@@ -1,0 +1,88 @@
+"""Hallucination guards: pure functions over a decoded hypothesis.
+
+Short (unpadded) windows make Whisper likely to restart the utterance once the real audio ends
+("X. X." or "X. X-prefix"); :func:`trim_repetition` cuts such restarts and n-gram loops.
+:func:`reject_reason` applies Whisper's own no-speech rule, the compression-ratio rule and a
+list of well-known silence hallucinations.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+SILENCE_PHRASES = frozenset({
+    "thanks for watching", "thank you for watching", "thank you for watching this video",
+    "please subscribe", "like and subscribe", "subscribe to my channel", "subtitles by the amara org community",
+    "transcription by castingwords", "you", "bye", "字幕由amara org社区提供",
+    "请不吝点赞订阅转发打赏支持明镜与点点栏目",
+    "谢谢观看", "感谢观看", "字幕", "请订阅", "明镜与点点栏目",
+})
+_NORM = re.compile(r"[^\w\u3400-\u9fff]+")
+_WORD = re.compile(r"\S+")
+
+
+def normalize(text: str) -> str:
+    return " ".join(_NORM.sub(" ", text.lower()).split())
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _tokens(text: str) -> list[tuple[str, int, int]]:
+    """(normalised word, start, end) for each whitespace word, or each CJK char."""
+    out = []
+    for m in _WORD.finditer(text):
+        w = m.group()
+        if any("\u3400" <= c <= "\u9fff" for c in w):
+            for i, c in enumerate(w):
+                if "\u3400" <= c <= "\u9fff":
+                    out.append((c, m.start() + i, m.start() + i + 1))
+        else:
+            n = normalize(w)
+            if n:
+                out.append((n, m.start(), m.end()))
+    return out
+
+
+def trim_repetition(text: str, min_tail: int = 4, min_period: int = 3, max_loops: int = 3) -> tuple[str, bool]:
+    """Cut a hypothesis that starts repeating itself; returns (text, trimmed?).
+
+    A tail of ≥ ``min_tail`` words that repeats the words ``period`` ≥ ``min_period`` positions
+    earlier ("X. X." / "X. X-prefix" / "Y Z Y Z Y") is cut at its first repeat. Short loops
+    (2-word n-grams repeated more than ``max_loops`` times) keep one copy. "no, no, no" stays.
+    """
+    toks = _tokens(text)
+    words = [t[0] for t in toks]
+    n = len(words)
+    for i in range(min_period, n - min_tail + 1):
+        tail = n - i
+        for j in range(0, i - min_period + 1):
+            if all(words[j + k] == words[i + k] for k in range(tail)):
+                return text[: toks[i][1]].rstrip(" ,;、，"), True
+    for size in (1, 2):
+        for i in range(0, n - size * (max_loops + 1) + 1):
+            gram = words[i:i + size]
+            reps = 1
+            while words[i + reps * size: i + (reps + 1) * size] == gram:
+                reps += 1
+            if reps > max_loops + (2 if size == 1 else 0):
+                return text[: toks[i + size - 1][2]], True
+    return text, False
+
+
+def reject_reason(text: str, *, no_speech_prob: float, avg_logprob: float, compression: float,
+                  no_speech_threshold: float, logprob_threshold: float,
+                  compression_threshold: float) -> str | None:
+    """Why a hypothesis must be dropped, or ``None`` to keep it."""
+    if not text.strip():
+        return "empty"
+    if no_speech_prob > no_speech_threshold and avg_logprob < logprob_threshold:
+        return "no_speech"
+    if compression > compression_threshold:
+        return "compression_ratio"
+    if normalize(text) in SILENCE_PHRASES and (no_speech_prob > 0.2 or avg_logprob < -0.6):
+        return "silence_phrase"
+    return None

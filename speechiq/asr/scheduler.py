@@ -1,0 +1,216 @@
+"""The shared ASR scheduler: one worker pool per device, fed by every call.
+
+A bounded priority queue (finals before partials, FIFO within each), batches built across calls
+from requests of the same window bucket, partials shed first: a newer partial of the same
+utterance supersedes a queued one, partials that waited longer than their interval are dropped,
+and none are accepted while the queue is overloaded. Finals are never dropped silently: when
+the queue is full ``submit`` refuses them and the caller retries (the engine also stops
+admitting new calls while ``overloaded``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..settings import AsrSettings
+from .decoder import DecodeRequest, DecodeResult
+
+log = logging.getLogger(__name__)
+OVERLOAD_WAIT_S = 1.0  # oldest final waiting longer than this = overloaded
+
+
+@dataclass(eq=False)
+class AsrJob:
+    call_id: str
+    channel: int
+    request: DecodeRequest
+    is_final: bool
+    callback: Callable[[AsrJob, DecodeResult | None, str | None], None]
+    key: str = ""
+    enqueued_at: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SchedulerMetrics:
+    submitted_finals: int = 0
+    submitted_partials: int = 0
+    refused_finals: int = 0
+    shed_partials: int = 0
+    batches: int = 0
+    batched_jobs: int = 0
+    decoded_audio_s: float = 0.0
+    busy_s: float = 0.0
+    errors: int = 0
+    waits: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+
+
+class AsrScheduler:
+    def __init__(self, decoder: Any, settings: AsrSettings, metrics: SchedulerMetrics | None = None) -> None:
+        self.decoder = decoder
+        self.settings = settings
+        self.metrics = metrics or SchedulerMetrics()
+        self.batch_size = settings.batch_size if settings.decoder == "batched" else 1
+        self._finals: deque[AsrJob] = deque()
+        self._partials: dict[str, AsrJob] = {}  # key → newest partial (insertion-ordered)
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self.high_water = max(1, int(settings.max_queue * 0.75))
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        for i in range(self.settings.workers):
+            t = threading.Thread(target=self._worker, name=f"asr-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish queued finals (partials are shed), then stop the workers."""
+        with self._cond:
+            self._stopping = True
+            for job in self._partials.values():
+                self._shed(job)
+            self._partials.clear()
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    # ---- submission --------------------------------------------------------------------------
+    def submit(self, job: AsrJob) -> bool:
+        job.enqueued_at = time.monotonic()
+        shed: AsrJob | None = None
+        with self._cond:
+            if self._stopping and not job.is_final:
+                return False
+            if job.is_final:
+                if len(self._finals) >= self.settings.max_queue:
+                    self.metrics.refused_finals += 1
+                    return False
+                self._finals.append(job)
+                self.metrics.submitted_finals += 1
+            else:
+                if self._overloaded_locked():
+                    self.metrics.shed_partials += 1
+                    return False
+                shed = self._partials.pop(job.key, None)
+                self._partials[job.key] = job
+                self.metrics.submitted_partials += 1
+            self._cond.notify()
+        if shed is not None:
+            self._shed(shed)
+        return True
+
+    @property
+    def depth(self) -> int:
+        return len(self._finals) + len(self._partials)
+
+    @property
+    def pending_finals(self) -> int:
+        return len(self._finals)
+
+    @property
+    def pending_partials(self) -> int:
+        return len(self._partials)
+
+    @property
+    def overloaded(self) -> bool:
+        with self._cond:
+            return self._overloaded_locked()
+
+    def _overloaded_locked(self) -> bool:
+        if len(self._finals) >= self.high_water:
+            return True
+        return bool(self._finals) and time.monotonic() - self._finals[0].enqueued_at > OVERLOAD_WAIT_S
+
+    # ---- workers -----------------------------------------------------------------------------
+    def _shed(self, job: AsrJob) -> None:
+        self.metrics.shed_partials += 1
+        try:
+            job.callback(job, None, "shed")
+        except Exception:
+            log.exception("shed callback failed")
+
+    def _take_batch(self) -> tuple[list[AsrJob], list[AsrJob]]:
+        """Pick a batch (under the lock): the oldest final's bucket, finals first, then partials."""
+        stale: list[AsrJob] = []
+        now = time.monotonic()
+        overloaded = self._overloaded_locked()
+        for key, job in list(self._partials.items()):
+            if overloaded or now - job.enqueued_at > self.settings.partial_interval_s:
+                stale.append(self._partials.pop(key))
+        head = self._finals[0] if self._finals else next(iter(self._partials.values()), None)
+        if head is None:
+            return [], stale
+        bucket = self.decoder.bucket_of(head.request)
+        batch: list[AsrJob] = []
+        for job in list(self._finals):
+            if len(batch) >= self.batch_size:
+                break
+            if self.decoder.bucket_of(job.request) == bucket:
+                batch.append(job)
+        for job in batch:
+            self._finals.remove(job)
+        for key, job in list(self._partials.items()):
+            if len(batch) >= self.batch_size:
+                break
+            if self.decoder.bucket_of(job.request) == bucket:
+                batch.append(self._partials.pop(key))
+        return batch, stale
+
+    def _worker(self) -> None:
+        while True:
+            with self._cond:
+                while not self._finals and not self._partials and not self._stopping:
+                    self._cond.wait()
+                if self._stopping and not self._finals:
+                    return
+                batch, stale = self._take_batch()
+            for job in stale:
+                self._shed(job)
+            if batch:
+                self._run(batch)
+
+    def _run(self, batch: list[AsrJob]) -> None:
+        start = time.monotonic()
+        for job in batch:
+            self.metrics.waits.append(start - job.enqueued_at)
+        try:
+            results: list[DecodeResult | None] = list(self.decoder.decode([j.request for j in batch]))
+            error = None
+        except Exception as exc:  # a bad utterance must not kill the worker
+            log.exception("decode failed for a batch of %d", len(batch))
+            self.metrics.errors += 1
+            results, error = [None] * len(batch), f"decode_failed: {exc}"
+        m = self.metrics
+        m.batches += 1
+        m.batched_jobs += len(batch)
+        m.busy_s += time.monotonic() - start
+        m.decoded_audio_s += sum(j.request.duration for j in batch)
+        for job, res in zip(batch, results, strict=True):
+            try:
+                job.callback(job, res, error)
+            except Exception:
+                log.exception("ASR callback failed")
+
+    def stats(self) -> dict[str, Any]:
+        m = self.metrics
+        waits = sorted(m.waits)
+
+        def pct(q: float) -> float:
+            return waits[min(len(waits) - 1, int(q * len(waits)))] if waits else 0.0
+
+        return {
+            "batches": m.batches, "mean_batch": m.batched_jobs / m.batches if m.batches else 0.0,
+            "decoded_audio_s": round(m.decoded_audio_s, 2), "busy_s": round(m.busy_s, 2),
+            "shed_partials": m.shed_partials, "refused_finals": m.refused_finals, "errors": m.errors,
+            "queue_wait_p50_s": round(pct(0.5), 3), "queue_wait_p95_s": round(pct(0.95), 3),
+            "depth": self.depth,
+        }
