@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_SPACED_DIGITS = re.compile(r"(?<=\b\d)\s+(?=\d\b)")
 
 
 @lru_cache(maxsize=1)
@@ -22,7 +23,16 @@ def _en_normalizer():  # type: ignore[no-untyped-def]
 
 
 def normalize_en(text: str) -> str:
-    return " ".join(_en_normalizer()(text).split())
+    """Whisper's English normaliser, then adjacent digit groups merged ("4 4 7" → "447"), the
+    same form it gives spelled-out digit strings ("four four seven")."""
+    text = _SPACED_DIGITS.sub("", text)
+    out: list[str] = []
+    for tok in _en_normalizer()(text).split():
+        if out and tok.isdigit() and out[-1].isdigit():
+            out[-1] += tok
+        else:
+            out.append(tok)
+    return " ".join(out)
 
 
 def normalize_zh(text: str) -> str:

@@ -10,7 +10,7 @@ import urllib.request
 import numpy as np
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from speechiq.audio.wavio import WavAudio
 from speechiq.evaluation import error_rate
@@ -85,7 +85,7 @@ async def _raw_session(url, frames, *, read_timeout=10.0):
             async with asyncio.timeout(read_timeout):
                 async for raw in ws:
                     events.append(json.loads(raw))
-        except TimeoutError:
+        except (TimeoutError, ConnectionClosed):
             pass
         return events, ws.close_code
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import ssl
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from websockets.http11 import Request, Response
 from ..adapters.base import Adapter
 from ..adapters.native import NativeAdapter, NativeConfig
 from ..engine import Engine
-from .connection import AdapterConnection, http_json
+from .connection import AdapterConnection
 
 log = logging.getLogger(__name__)
 AdapterFactory = Callable[[Engine, Request], Adapter]
@@ -39,6 +40,13 @@ def platform_routes() -> dict[str, AdapterFactory]:
 
         routes.update(ROUTES)
     return routes
+
+
+def _http(conn: ServerConnection, text: str, content_type: str, status: int = HTTPStatus.OK) -> Response:
+    resp = conn.respond(status, text)
+    del resp.headers["Content-Type"]
+    resp.headers["Content-Type"] = content_type
+    return resp
 
 
 def _api_key(request: Request, query: dict[str, list[str]]) -> str | None:
@@ -68,11 +76,7 @@ class SpeechIQServer:
         if path == "/healthz":
             return self._health(conn)
         if path == "/metrics":
-            resp = conn.respond(HTTPStatus.OK, "")
-            resp.body = self.engine.metrics.render()
-            resp.headers["Content-Type"] = "text/plain; version=0.0.4"
-            resp.headers["Content-Length"] = str(len(resp.body))
-            return resp
+            return _http(conn, self.engine.metrics.render().decode(), "text/plain; version=0.0.4; charset=utf-8")
         if not self._route_exists(path):
             return conn.respond(HTTPStatus.NOT_FOUND, f"no endpoint at {path}\n")
         check = getattr(self.routes.get(path), "check_upgrade", None)
@@ -101,11 +105,7 @@ class SpeechIQServer:
             "asr_queue": getattr(e.scheduler, "depth", 0),
             "overloaded": bool(getattr(e.scheduler, "overloaded", False)),
         }
-        resp = conn.respond(HTTPStatus.OK, "")
-        resp.body = http_json(body)
-        resp.headers["Content-Type"] = "application/json"
-        resp.headers["Content-Length"] = str(len(resp.body))
-        return resp
+        return _http(conn, json.dumps(body), "application/json")
 
     # ---- WebSocket layer ---------------------------------------------------------------------
     async def handler(self, ws: ServerConnection) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Any
 
@@ -161,6 +160,3 @@ class AdapterConnection:
                 with contextlib.suppress(Exception):
                     await self._end(event)
 
-
-def http_json(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False).encode()
