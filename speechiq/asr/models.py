@@ -126,6 +126,12 @@ def _device(settings: AsrSettings) -> str:
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
+def worker_count(settings: AsrSettings, device: str | None = None) -> int:
+    if settings.workers:
+        return settings.workers
+    return 2 if (device or _device(settings)) == "cuda" else max(1, os.cpu_count() or 1)
+
+
 def load_model(settings: AsrSettings) -> tuple[Any, ModelInfo]:
     from faster_whisper import WhisperModel
 
@@ -134,10 +140,12 @@ def load_model(settings: AsrSettings) -> tuple[Any, ModelInfo]:
     compute = settings.compute_type
     if compute == "default":
         compute = "float16" if device == "cuda" else "int8"
+    workers = worker_count(settings, device)
     try:
         model = WhisperModel(
-            info.path or info.name, device=device, compute_type=compute, cpu_threads=settings.cpu_threads,
-            num_workers=settings.workers, download_root=settings.download_root,
+            info.path or info.name, device=device, compute_type=compute,
+            cpu_threads=settings.cpu_threads or max(1, (os.cpu_count() or 2) // workers),
+            num_workers=workers, download_root=settings.download_root,
         )
     except Exception as exc:
         hint = (" (hub models need internet access; offline use tiny.en or base)" if info.source == "hub"

@@ -22,7 +22,10 @@ from ..settings import AsrSettings
 from .decoder import DecodeRequest, DecodeResult
 
 log = logging.getLogger(__name__)
-OVERLOAD_WAIT_S = 1.0  # oldest final waiting longer than this = overloaded
+OVERLOAD_WAIT_S = 1.5  # oldest final waiting longer than this: refuse new calls
+BUSY_WAIT_S = 0.25  # oldest final waiting longer than this: shed partials
+UTIL_WINDOW_S = 5.0  # partials use idle capacity only: admitted while utilisation over
+PARTIAL_MAX_UTIL = 0.5  # the last UTIL_WINDOW_S is below this fraction of all workers
 
 
 @dataclass(eq=False)
@@ -63,10 +66,17 @@ class AsrScheduler:
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self.high_water = max(1, int(settings.max_queue * 0.75))
+        self._partial_workers = 0  # workers busy with batches holding only partials
+        self._max_partial_workers = 1
+        self._n_workers = 1
+        self._recent: deque[tuple[float, float]] = deque()  # (end, seconds busy) of recent batches
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        for i in range(self.settings.workers):
+        from .models import worker_count
+
+        self._n_workers = worker_count(self.settings)
+        for i in range(self._n_workers):
             t = threading.Thread(target=self._worker, name=f"asr-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -96,8 +106,9 @@ class AsrScheduler:
                     return False
                 self._finals.append(job)
                 self.metrics.submitted_finals += 1
+                shed = self._partials.pop(job.key + ":p", None)  # its partial is moot now
             else:
-                if self._overloaded_locked():
+                if self._busy_locked():
                     self.metrics.shed_partials += 1
                     return False
                 shed = self._partials.pop(job.key, None)
@@ -125,6 +136,20 @@ class AsrScheduler:
         with self._cond:
             return self._overloaded_locked()
 
+    def utilisation(self) -> float:
+        """Fraction of worker time spent decoding over the last UTIL_WINDOW_S seconds."""
+        now = time.monotonic()
+        while self._recent and self._recent[0][0] < now - UTIL_WINDOW_S:
+            self._recent.popleft()
+        return sum(b for _, b in self._recent) / (UTIL_WINDOW_S * self._n_workers)
+
+    def _busy_locked(self) -> bool:
+        """Partial transcripts are the first work to go: shed them when finals wait or the
+        workers are more than half busy."""
+        if self._finals and time.monotonic() - self._finals[0].enqueued_at > BUSY_WAIT_S:
+            return True
+        return self.utilisation() > PARTIAL_MAX_UTIL
+
     def _overloaded_locked(self) -> bool:
         if len(self._finals) >= self.high_water:
             return True
@@ -142,13 +167,18 @@ class AsrScheduler:
         """Pick a batch (under the lock): the oldest final's bucket, finals first, then partials."""
         stale: list[AsrJob] = []
         now = time.monotonic()
-        overloaded = self._overloaded_locked()
+        busy = self._busy_locked()
         for key, job in list(self._partials.items()):
-            if overloaded or now - job.enqueued_at > self.settings.partial_interval_s:
+            if busy or now - job.enqueued_at > self.settings.partial_interval_s:
                 stale.append(self._partials.pop(key))
-        head = self._finals[0] if self._finals else next(iter(self._partials.values()), None)
+        head = self._finals[0] if self._finals else None
         if head is None:
-            return [], stale
+            # partials only: at most one worker on them, so another is always free for finals
+            if self._partial_workers >= self._max_partial_workers:
+                return [], stale
+            head = next(iter(self._partials.values()), None)
+            if head is None:
+                return [], stale
         bucket = self.decoder.bucket_of(head.request)
         batch: list[AsrJob] = []
         for job in list(self._finals):
@@ -168,15 +198,25 @@ class AsrScheduler:
     def _worker(self) -> None:
         while True:
             with self._cond:
-                while not self._finals and not self._partials and not self._stopping:
-                    self._cond.wait()
+                while not self._stopping and not self._finals and (
+                        not self._partials or self._partial_workers >= self._max_partial_workers):
+                    self._cond.wait(0.1)
                 if self._stopping and not self._finals:
                     return
                 batch, stale = self._take_batch()
+                partial_only = bool(batch) and not any(j.is_final for j in batch)
+                if partial_only:
+                    self._partial_workers += 1
             for job in stale:
                 self._shed(job)
             if batch:
-                self._run(batch)
+                try:
+                    self._run(batch)
+                finally:
+                    if partial_only:
+                        with self._cond:
+                            self._partial_workers -= 1
+                            self._cond.notify()
 
     def _run(self, batch: list[AsrJob]) -> None:
         start = time.monotonic()
@@ -192,7 +232,10 @@ class AsrScheduler:
         m = self.metrics
         m.batches += 1
         m.batched_jobs += len(batch)
-        m.busy_s += time.monotonic() - start
+        busy = time.monotonic() - start
+        m.busy_s += busy
+        with self._cond:
+            self._recent.append((time.monotonic(), busy))
         m.decoded_audio_s += sum(j.request.duration for j in batch)
         for job, res in zip(batch, results, strict=True):
             try:
