@@ -1,0 +1,1 @@
+"""Alert delivery: bus, supervisor subscriptions, per-call tap, webhooks."""
