@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--call-seconds", type=float, default=45.0, help="cap each call's length")
     ap.add_argument("--stagger", type=float, default=8.0, help="spread call starts over this many seconds")
     ap.add_argument("--idle-calls", type=int, default=50)
-    ap.add_argument("--stop-on-fail", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--stop-on-fail", action=argparse.BooleanOptionalAction, default=False)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     if not require_shared():

@@ -73,6 +73,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         s = settings.server
         print(f"speechiq listening on ws://{s.host}:{srv.port}/v1/calls  (health: http://{s.host}:{srv.port}"
               f"/healthz, model {engine.model_info.name})", flush=True)
+        if srv.audiosocket_port is not None:
+            print(f"AudioSocket (TCP) on {s.host}:{srv.audiosocket_port}", flush=True)
 
     asyncio.run(run_server(engine, ready))
     return 0

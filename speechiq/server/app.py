@@ -61,6 +61,7 @@ class SpeechIQServer:
     engine: Engine
     routes: dict[str, AdapterFactory] = field(default_factory=platform_routes)
     server: Server | None = None
+    tcp_server: asyncio.Server | None = None
 
     # ---- HTTP layer --------------------------------------------------------------------------
     def _authorized(self, request: Request, query: dict[str, list[str]]) -> bool:
@@ -135,8 +136,19 @@ class SpeechIQServer:
             max_size=s.max_frame_bytes * 2, max_queue=64, compression=None, ssl=ssl_ctx,
             ping_interval=20, ping_timeout=30,
         )
+        if s.audiosocket_port is not None:
+            from ..adapters.registry import audiosocket_factory
+            from .tcp import start_tcp_server
+
+            self.tcp_server = await start_tcp_server(self.engine, s.host, s.audiosocket_port, audiosocket_factory)
         await self.engine.start_background()
         return self
+
+    @property
+    def audiosocket_port(self) -> int | None:
+        if self.tcp_server is None:
+            return None
+        return self.tcp_server.sockets[0].getsockname()[1]
 
     @property
     def port(self) -> int:
@@ -144,6 +156,8 @@ class SpeechIQServer:
         return next(iter(self.server.sockets)).getsockname()[1]
 
     async def close(self) -> None:
+        if self.tcp_server is not None:
+            self.tcp_server.close()
         if self.server is not None:
             self.server.close(close_connections=False)
             await asyncio.sleep(0)
