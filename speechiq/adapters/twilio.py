@@ -267,9 +267,9 @@ class TwilioAdapter(Adapter):
         if len(data) % self._width:
             raise AudioFormatError("odd_byte_count", f"media payload of {len(data)} bytes is not a whole "
                                    f"number of {self._width}-byte samples")
+        ts = _int(media.get("timestamp"), "media.timestamp") if self.config.use_timestamps else None
         if not data:
             return []
-        ts = _int(media.get("timestamp"), "media.timestamp") if self.config.use_timestamps else None
         return self._accept(track, ts, data)
 
     def _dur_ms(self, data: bytes) -> float:

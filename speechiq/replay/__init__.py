@@ -1,0 +1,1 @@
+"""Replay clients: stream a WAV to a running engine over our protocol or as a telephony platform."""

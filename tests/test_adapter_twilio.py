@@ -1,0 +1,265 @@
+"""Twilio Media Streams adapter (and Telnyx / Exotel dialects): conformance, reordering, fuzzing."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from speechiq.adapters.twilio import TwilioAdapter, TwilioConfig
+from speechiq.audio.codecs import decode, encode_mulaw
+from speechiq.audio.wavio import WavAudio
+from speechiq.errors import AudioFormatError, ProtocolError
+from speechiq.ingest import AudioChunk, CallEnd, CallStart, Dtmf, Encoding, Gap, Role
+from speechiq.replay.platforms import messages
+
+CONNECTED = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+
+
+def start_msg(tracks=("inbound", "outbound"), **fmt) -> dict:
+    media_format = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1, **fmt}
+    return {"event": "start", "sequenceNumber": "1", "streamSid": "MZ18ad3ab5a668481ce02b83e7395059f0",
+            "start": {"streamSid": "MZ18ad3ab5a668481ce02b83e7395059f0",
+                      "accountSid": "AC123", "callSid": "CA123", "tracks": list(tracks),
+                      "customParameters": {"agent": "alice", "queue": "billing", "language": "en-US"},
+                      "mediaFormat": media_format}}
+
+
+def media(track: str, ts: int, payload: bytes = bytes(160), seq: int = 2) -> str:
+    return json.dumps({"event": "media", "sequenceNumber": str(seq), "streamSid": "MZ1",
+                       "media": {"track": track, "chunk": str(seq), "timestamp": str(ts),
+                                 "payload": base64.b64encode(payload).decode()}})
+
+
+def started(**cfg) -> TwilioAdapter:
+    a = TwilioAdapter(TwilioConfig(**cfg))
+    assert a.feed_text(json.dumps(CONNECTED)) == []
+    a.feed_text(json.dumps(start_msg()))
+    return a
+
+
+def frame(n: int) -> bytes:
+    return bytes([n % 256]) * 160
+
+
+def test_start_maps_tracks_roles_and_metadata() -> None:
+    a = TwilioAdapter()
+    a.feed_text(json.dumps(CONNECTED))
+    (cs,) = a.feed_text(json.dumps(start_msg()))
+    assert isinstance(cs, CallStart)
+    assert cs.call_id == "CA123" and cs.platform == "twilio"
+    assert cs.encoding is Encoding.MULAW and cs.sample_rate == 8000 and cs.interleaved is False
+    assert [(c.index, c.role, c.name) for c in cs.channels] == [
+        (0, Role.CUSTOMER, "inbound"), (1, Role.AGENT, "outbound")]
+    assert cs.metadata["agent"] == "alice" and cs.metadata["queue"] == "billing"
+    assert cs.metadata["stream_sid"].startswith("MZ") and cs.metadata["join_key"] == "twilio:CA123"
+    assert cs.language == "en"
+
+
+def test_inbound_only_and_role_override() -> None:
+    a = TwilioAdapter(TwilioConfig(roles={"inbound": "agent"}))
+    (cs,) = a.feed_text(json.dumps(start_msg(tracks=["inbound"])))
+    assert [(c.role, c.name) for c in cs.channels] == [(Role.AGENT, "inbound")]
+
+
+def test_first_timestamp_is_an_offset_and_tracks_are_separate_channels() -> None:
+    a = started()
+    out = a.feed_text(media("inbound", 52, frame(1)))
+    assert out == [Gap(seconds=0.052, channel=0, reason="loss"), AudioChunk(frame(1), channel=0)]
+    assert a.feed_text(media("outbound", 0, frame(2))) == [AudioChunk(frame(2), channel=1)]
+    assert a.feed_text(media("inbound", 72, frame(3))) == [AudioChunk(frame(3), channel=0)]
+
+
+def test_reorder_within_window_and_gap_for_a_lost_frame() -> None:
+    a = started(reorder_window=3)
+    a.feed_text(media("inbound", 0, frame(0)))
+    assert a.feed_text(media("inbound", 40, frame(2))) == []  # 20 is missing: hold
+    assert a.feed_text(media("inbound", 20, frame(1))) == [AudioChunk(frame(1), 0), AudioChunk(frame(2), 0)]
+    # 60 never comes: once the window overflows the hole becomes a gap
+    assert a.feed_text(media("inbound", 80, frame(4))) == []
+    assert a.feed_text(media("inbound", 100, frame(5))) == []
+    assert a.feed_text(media("inbound", 120, frame(6))) == []
+    out = a.feed_text(media("inbound", 140, frame(7)))
+    assert out[0] == Gap(seconds=0.02, channel=0, reason="loss")
+    assert [e.data[0] for e in out[1:]] == [4, 5, 6, 7]
+
+
+def test_duplicates_and_late_frames_are_dropped() -> None:
+    a = started()
+    a.feed_text(media("inbound", 0, frame(0)))
+    a.feed_text(media("inbound", 20, frame(1)))
+    assert a.feed_text(media("inbound", 20, frame(1))) == []
+    assert a.feed_text(media("inbound", 0, frame(0))) == []
+    assert a.late_frames == 2
+
+
+def test_stop_flushes_held_frames_then_ends() -> None:
+    a = started()
+    a.feed_text(media("inbound", 0, frame(0)))
+    a.feed_text(media("inbound", 60, frame(3)))  # held: 20 and 40 missing
+    out = a.feed_text(json.dumps({"event": "stop", "sequenceNumber": "5", "streamSid": "MZ1",
+                                  "stop": {"accountSid": "AC123", "callSid": "CA123"}}))
+    assert out == [Gap(seconds=0.04, channel=0, reason="loss"), AudioChunk(frame(3), 0),
+                   CallEnd("normal", "stop")]
+    assert a.feed_text(media("inbound", 80)) == []  # late frames after stop are ignored
+    assert a.transport_closed(1000) == []
+
+
+def test_bare_close_ends_the_call_once() -> None:
+    a = started()
+    a.feed_text(media("inbound", 0))
+    (end,) = a.transport_closed(1006)
+    assert isinstance(end, CallEnd) and end.reason == "transport_lost"
+    assert a.transport_closed(None) == []
+
+
+def test_dtmf_on_the_inbound_track() -> None:
+    a = started()
+    out = a.feed_text(json.dumps({"event": "dtmf", "sequenceNumber": "3", "streamSid": "MZ1",
+                                  "dtmf": {"track": "inbound_track", "digit": "5"}}))
+    assert out == [Dtmf(digit="5", channel=0)]
+
+
+def test_mark_is_ignored() -> None:
+    a = started()
+    assert a.feed_text(json.dumps({"event": "mark", "sequenceNumber": "4", "streamSid": "MZ1",
+                                   "mark": {"name": "x"}})) == []
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("not json", "invalid_json"),
+    ("[1, 2]", "invalid_message"),
+    ('{"event": "hello"}', "unknown_event"),
+    ('{"event": 3}', "invalid_message"),
+])
+def test_garbage_text(text: str, code: str) -> None:
+    with pytest.raises(ProtocolError) as e:
+        TwilioAdapter().feed_text(text)
+    assert e.value.code == code
+
+
+def test_media_before_start_bad_payloads_and_binary() -> None:
+    with pytest.raises(ProtocolError, match="before 'start'"):
+        TwilioAdapter().feed_text(media("inbound", 0))
+    a = started()
+    bad = json.dumps({"event": "media", "media": {"track": "inbound", "timestamp": "0", "payload": "@@@"}})
+    with pytest.raises(ProtocolError) as e:
+        a.feed_text(bad)
+    assert e.value.code == "invalid_payload" and e.value.close_code == 1007
+    with pytest.raises(ProtocolError) as e:
+        a.feed_text(json.dumps({"event": "media", "media": {"track": "inbound", "timestamp": "x1",
+                                                            "payload": ""}}))
+    assert e.value.code == "invalid_field"
+    with pytest.raises(ProtocolError) as e:
+        a.feed_text(media("inbound", 10**12))
+    assert e.value.code == "timestamp_jump"
+    with pytest.raises(ProtocolError) as e:
+        a.feed_bytes(b"\x00\x01")
+    assert e.value.code == "binary_not_expected"
+    b = TwilioAdapter()
+    b.feed_text(json.dumps(start_msg(tracks=["inbound"])))
+    with pytest.raises(ProtocolError) as e:
+        b.feed_text(media("outbound", 0))
+    assert e.value.code == "unknown_track"
+
+
+@pytest.mark.parametrize("encoding", ["audio/x-opus", "G722", "AMR-WB"])
+def test_unsupported_codecs_are_refused(encoding: str) -> None:
+    with pytest.raises(ProtocolError) as e:
+        TwilioAdapter().feed_text(json.dumps(start_msg(encoding=encoding)))
+    assert e.value.code == "unsupported_encoding" and e.value.close_code == 1003
+
+
+def test_telnyx_snake_case_pcma() -> None:
+    a = TwilioAdapter()
+    a.feed_text(json.dumps({"event": "connected", "version": "1.0.0"}))
+    (cs,) = a.feed_text(json.dumps({
+        "event": "start", "sequence_number": "1", "stream_id": "32DE0DEA-53CB-4B21-89A4-9E1819C043BC",
+        "start": {"user_id": "u1", "call_control_id": "v2:T02llQxIyaRkh", "call_session_id": "ff55a038",
+                  "from": "+13122010094", "to": "+13122123456", "custom_parameters": {"customer_id": "c1"},
+                  "media_format": {"encoding": "PCMA", "sample_rate": 8000, "channels": 1}}}))
+    assert cs.platform == "telnyx" and cs.encoding is Encoding.ALAW
+    assert cs.call_id == "v2:T02llQxIyaRkh" and cs.metadata["ani"] == "+13122010094"
+    assert cs.metadata["custom_parameters"] == {"customer_id": "c1"}
+    assert [c.name for c in cs.channels] == ["inbound", "outbound"]
+    out = a.feed_text(json.dumps({"event": "media", "sequence_number": "2", "stream_id": "x",
+                                  "media": {"track": "outbound", "chunk": "1", "timestamp": "0",
+                                            "payload": base64.b64encode(frame(9)).decode()}}))
+    assert out == [AudioChunk(frame(9), channel=1)]
+    (end,) = a.feed_text(json.dumps({"event": "error", "sequence_number": "3",
+                                     "payload": {"code": 100002, "title": "Unknown error"}}))
+    assert end.reason == "error"
+
+
+def test_exotel_l16_with_string_rates() -> None:
+    a = TwilioAdapter()
+    (cs,) = a.feed_text(json.dumps({
+        "event": "start", "sequence_number": "1", "stream_sid": "s1",
+        "start": {"stream_sid": "s1", "call_sid": "c1", "account_sid": "a1", "from": "1", "to": "2",
+                  "media_format": {"encoding": "audio/x-raw", "sample_rate": "8000", "bit_rate": "16"}}}))
+    assert cs.platform == "exotel" and cs.encoding is Encoding.PCM16 and len(cs.channels) == 1
+    pcm = np.arange(800, dtype="<i2").tobytes()  # 100 ms, no track field, no timestamp
+    out = a.feed_text(json.dumps({"event": "media", "sequence_number": "2", "stream_sid": "s1",
+                                  "media": {"chunk": "1", "payload": base64.b64encode(pcm).decode()}}))
+    assert out == [AudioChunk(pcm, channel=0)]
+    with pytest.raises(AudioFormatError):
+        a.feed_text(json.dumps({"event": "media", "media": {"payload": base64.b64encode(b"abc").decode()}}))
+
+
+def _wav(seconds: float = 1.0, channels: int = 2) -> WavAudio:
+    rng = np.random.default_rng(7)
+    samples = (rng.standard_normal((int(8000 * seconds), channels)) * 4000).astype(np.int16)
+    return WavAudio(8000, samples, Encoding.PCM16)
+
+
+@pytest.mark.parametrize("protocol", ["twilio", "telnyx", "signalwire"])
+def test_round_trip_reproduces_each_role_within_mulaw_quantisation(protocol: str) -> None:
+    wav = _wav()
+    a = TwilioAdapter(TwilioConfig(dialect=None if protocol == "twilio" else protocol))
+    events = []
+    for _t, f in messages(protocol, wav, call_id="CA999", roles=("agent", "customer")):
+        assert isinstance(f, str)
+        events.extend(a.feed_text(f))
+    events.extend(a.transport_closed(1000))
+    cs = events[0]
+    assert isinstance(cs, CallStart) and isinstance(events[-1], CallEnd) and events[-1].reason == "normal"
+    assert not any(isinstance(e, Gap) for e in events)
+    by_role = {}
+    for spec in cs.channels:
+        data = b"".join(e.data for e in events if isinstance(e, AudioChunk) and e.channel == spec.index)
+        by_role[spec.role] = decode(data, cs.encoding)
+    for i, role in enumerate((Role.AGENT, Role.CUSTOMER)):
+        expected = decode(encode_mulaw(wav.samples[:, i].copy()), Encoding.MULAW)
+        assert np.array_equal(by_role[role], expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_fuzz_text_raises_only_protocol_errors(text: str) -> None:
+    a = started()
+    with contextlib.suppress(ProtocolError):
+        a.feed_text(text)
+
+
+_json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+                            lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+                            max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["start", "media", "dtmf", "stop", "mark", "connected", "error"]),
+       st.dictionaries(st.sampled_from(["media", "dtmf", "start", "stop", "streamSid", "sequenceNumber"]),
+                       _json_values, max_size=4),
+       st.dictionaries(st.sampled_from(["track", "timestamp", "payload", "digit", "chunk", "tracks",
+                                        "mediaFormat", "callSid"]), _json_values, max_size=5))
+def test_fuzz_structured_messages(event: str, top: dict, inner: dict) -> None:
+    for adapter in (TwilioAdapter(), started()):
+        msg = {**top, "event": event, event: inner}
+        with contextlib.suppress(ProtocolError):
+            adapter.feed_text(json.dumps(msg))
+        adapter.transport_closed(1000)
