@@ -1,0 +1,1 @@
+"""Live analytics: sentiment, talk metrics, call-level metrics and the rule engine."""

@@ -1,0 +1,187 @@
+"""Per-utterance sentiment: a score in [-1, 1] and a label.
+
+Backends: ``lexicon`` (default, offline): VADER for English with a few contact-center words
+added, and a Mandarin lexicon (zh_lexicon.py) with negators, intensifiers and "but" clauses;
+``onnx``: any Hugging Face sequence-classification model exported to ONNX, run with the
+``transformers`` tokenizer and ``onnxruntime`` (point ``analytics.sentiment_onnx_model`` at it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..settings import AnalyticsSettings
+from . import zh_lexicon as zl
+
+POSITIVE_AT = 0.3
+NEGATIVE_AT = -0.25
+EN_DOMAIN = {  # VADER scale; words VADER misses or under-weights in service calls
+    "overcharged": -2.2, "charged twice": -2.0, "double charged": -2.0, "unacceptable": -2.5,
+    "ridiculous": -2.2, "frustrated": -2.2, "frustrating": -2.2, "annoyed": -2.0,
+    "cancel": -0.8, "lawyer": -1.2, "sue": -1.8, "outage": -1.5, "broken": -1.8, "useless": -2.2,
+    "recommend": 1.6, "helpful": 1.8, "appreciate": 1.8, "interested": 1.2, "thrilled": 2.5,
+    "ugh": -2.0, "worried": -2.4, "scared": -2.2, "upset": -2.2, "angry": -2.5, "waiting for ages": -2.5,
+    "still waiting": -2.0, "been waiting": -1.8, "on hold forever": -2.5, "not working": -2.0,
+    "doesn't work": -2.0, "stopped working": -2.2, "is down": -2.0, "been down": -2.2, "keeps dropping": -2.0,
+    "too much": -1.6, "too expensive": -2.0, "went up": -1.4, "jumped": -0.8, "lost my job": -2.4,
+    "can't afford": -2.2, "fix it": -0.6, "fixed today": -0.8, "third time": -1.8, "again and again": -1.8,
+    "no one": -1.2, "nobody": -1.2, "never": -0.8,
+}
+
+
+@dataclass(frozen=True)
+class Sentiment:
+    score: float  # [-1, 1]
+    label: str  # positive | negative | neutral
+
+
+def label_of(score: float) -> str:
+    return "positive" if score >= POSITIVE_AT else "negative" if score <= NEGATIVE_AT else "neutral"
+
+
+class SentimentScorer(Protocol):
+    def score(self, text: str, language: str) -> Sentiment: ...
+
+
+def _is_zh(text: str, language: str) -> bool:
+    if language in ("zh", "en"):
+        return language == "zh"
+    cjk = sum(1 for c in text if "\u3400" <= c <= "\u9fff")
+    return cjk > 0 and cjk >= len(text.replace(" ", "")) * 0.3
+
+
+@lru_cache(maxsize=1)
+def _vader() -> Any:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    analyzer.lexicon.update({k: v for k, v in EN_DOMAIN.items() if " " not in k})
+    return analyzer
+
+
+class LexiconSentiment:
+    """VADER (English) + a compact Mandarin lexicon; thread-safe, no model files."""
+
+    def score(self, text: str, language: str = "auto") -> Sentiment:
+        if not text.strip():
+            return Sentiment(0.0, "neutral")
+        s = score_zh(text) if _is_zh(text, language) else self._en(text)
+        s = max(-1.0, min(1.0, s))
+        return Sentiment(round(s, 4), label_of(s))
+
+    def _en(self, text: str) -> float:
+        compound = float(_vader().polarity_scores(text)["compound"])
+        low = text.lower()
+        extra = sum(v for k, v in EN_DOMAIN.items() if " " in k and k in low)
+        return math.tanh(math.atanh(max(-0.999, min(0.999, compound))) + extra / 4) if extra else compound
+
+
+def score_zh(text: str) -> float:
+    """Lexicon score: longest-match scan, negator/intensifier look-back, clause after 但是 weighs double."""
+    clauses = [text]
+    for c in zl.CONTRASTS:
+        if c in text:
+            before, _, after = text.partition(c)
+            clauses = [before, after]
+            break
+    total = 0.0
+    for ci, clause in enumerate(clauses):
+        weight = 2.0 if len(clauses) == 2 and ci == 1 else 1.0
+        i = 0
+        while i < len(clause):
+            hit = None
+            for n in range(6, 0, -1):
+                w = clause[i:i + n]
+                if w in zl.POSITIVE or w in zl.NEGATIVE:
+                    hit = w
+                    break
+            if hit is None:
+                i += 1
+                continue
+            value = zl.POSITIVE.get(hit, zl.NEGATIVE.get(hit, 0.0))
+            before = clause[max(0, i - 3):i]
+            if any(before.endswith(neg) for neg in zl.NEGATORS) and not hit.startswith(("不", "没")):
+                value *= -0.75
+            for adv, k in zl.INTENSIFIERS.items():
+                if adv in before:
+                    value *= k
+                    break
+            total += value * weight
+            i += len(hit)
+    if not total:
+        return 0.0
+    return total / math.sqrt(total * total + 15.0)  # VADER's normalisation
+
+
+class OnnxSentiment:
+    """A Hugging Face sequence-classification model exported to ONNX (model.onnx + tokenizer)."""
+
+    def __init__(self, model_dir: str | Path) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        d = Path(model_dir)
+        onnx_path = d / "model.onnx"
+        if not onnx_path.exists():
+            raise ConfigError(f"{onnx_path} not found: export the model to ONNX first")
+        self.tokenizer = AutoTokenizer.from_pretrained(str(d))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        config = json.loads((d / "config.json").read_text(encoding="utf-8"))
+        labels = config.get("id2label") or {}
+        n = len(labels) or self.session.get_outputs()[0].shape[-1]
+        self.values = np.array([_label_value(str(labels.get(str(i), labels.get(i, f"LABEL_{i}"))), i, n)
+                                for i in range(n)], dtype=np.float32)
+        self._lock = threading.Lock()
+
+    def score(self, text: str, language: str = "auto") -> Sentiment:
+        if not text.strip():
+            return Sentiment(0.0, "neutral")
+        enc = self.tokenizer(text, return_tensors="np", truncation=True, max_length=256)
+        feeds = {k: v.astype(np.int64) for k, v in enc.items() if k in self.inputs}
+        with self._lock:
+            logits = self.session.run(None, feeds)[0][0]
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        s = float(np.clip(p @ self.values, -1.0, 1.0))
+        return Sentiment(round(s, 4), label_of(s))
+
+
+def _label_value(name: str, index: int, n: int) -> float:
+    low = name.lower()
+    if "neg" in low:
+        return -1.0
+    if "neu" in low:
+        return 0.0
+    if "pos" in low:
+        return 1.0
+    digits = "".join(ch for ch in low if ch.isdigit())
+    if "star" in low and digits:
+        return (int(digits) - 3) / 2.0
+    return -1.0 + 2.0 * index / (n - 1) if n > 1 else 0.0  # LABEL_0 … LABEL_k, negative → positive
+
+
+class _Off:
+    def score(self, text: str, language: str = "auto") -> Sentiment:
+        return Sentiment(0.0, "neutral")
+
+
+def make_scorer(settings: AnalyticsSettings) -> SentimentScorer:
+    if settings.sentiment == "off":
+        return _Off()
+    if settings.sentiment == "onnx":
+        if not settings.sentiment_onnx_model:
+            raise ConfigError("analytics.sentiment is 'onnx' but analytics.sentiment_onnx_model is not set")
+        return OnnxSentiment(settings.sentiment_onnx_model)
+    return LexiconSentiment()
