@@ -1,0 +1,167 @@
+"""Client-side platform generators and the replay client over real sockets (adapter-only peers)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from speechiq.adapters import httpsig
+from speechiq.adapters.audiohook import AudioHookAdapter, AudioHookConfig, check_upgrade
+from speechiq.adapters.audiosocket import AudioSocketAdapter
+from speechiq.adapters.base import Adapter
+from speechiq.adapters.fork import ForkAdapter
+from speechiq.adapters.twilio import TwilioAdapter
+from speechiq.audio.wavio import WavAudio
+from speechiq.events import Summary
+from speechiq.ingest import AudioChunk, CallEnd, CallStart, Encoding
+from speechiq.replay.platform_client import replay_platform
+from speechiq.replay.platforms import PROTOCOLS, WaitFor, headers, messages
+
+API_KEY = "SGVsbG8sIEkgYW0gdGhlIEFQSSBrZXkh"
+SECRET = "TXlTdXBlclNlY3JldEtleVRlbGxOby0xITJAMyM0JDU="
+
+
+def wav(rate: int = 8000, seconds: float = 0.5, channels: int = 2) -> WavAudio:
+    rng = np.random.default_rng(1)
+    return WavAudio(rate, (rng.standard_normal((int(rate * seconds), channels)) * 2000).astype(np.int16),
+                    Encoding.PCM16)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_media_times_are_monotonic_and_end_at_the_duration(protocol: str) -> None:
+    w = wav()
+    frames = list(messages(protocol, w, call_id="c-1"))
+    times = [t for t, _ in frames]
+    assert times == sorted(times) and times[-1] == pytest.approx(w.duration, abs=1e-3)
+    assert times[0] == 0.0
+
+
+def test_audiohook_handshake_points() -> None:
+    frames = [f for _t, f in messages("audiohook", wav(), call_id="c-1")]
+    assert isinstance(frames[0], str) and '"type": "open"' in frames[0]
+    assert frames[1] == WaitFor("opened")
+    assert isinstance(frames[-1], WaitFor) and frames[-1].what == "closed"
+    assert '"type": "close"' in frames[-2]
+    probe = [f for _t, f in messages("audiohook", wav(), options={"probe": True})]
+    assert len(probe) == 4 and not any(isinstance(f, bytes) for f in probe)
+
+
+def test_resampling_to_the_platform_rate() -> None:
+    w = wav(rate=16000, seconds=0.5)
+    twilio = [f for _t, f in messages("twilio", w) if isinstance(f, str) and '"media"' in f]
+    assert len(twilio) == 2 * 25  # two tracks × 25 frames of 20 ms at 8 kHz
+    vonage = [f for _t, f in messages("vonage", w) if isinstance(f, bytes)]
+    assert {len(f) for f in vonage} == {640}
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="protocol"):
+        list(messages("sip", wav()))
+    with pytest.raises(ValueError, match="role"):
+        list(messages("twilio", wav(), roles=("agent",)))
+    with pytest.raises(ValueError, match="inbound"):
+        list(messages("twilio", wav(), roles=("customer", "customer")))
+    with pytest.raises(ValueError):
+        list(messages("audiosocket", wav(), options={"sample_rate": 11025}))
+
+
+def test_audiohook_headers_are_signed_and_accepted() -> None:
+    now = time.time()
+    h = headers("audiohook", url="wss://speechiq.example.com/v1/audiohook", call_id="call-9", api_key=API_KEY,
+                secret=SECRET, now=now)
+    assert h["Audiohook-Session-Id"] == str(uuid.uuid5(uuid.NAMESPACE_URL, "call-9"))
+    config = AudioHookConfig(api_keys={API_KEY: SECRET})
+    assert check_upgrade("/v1/audiohook", h, now, config) is None
+    assert check_upgrade("/v1/other", h, now, config) is not None
+    assert httpsig.header_dict(h)["signature-input"].startswith("sig1=(")
+    assert headers("twilio", url="ws://x/v1/twilio", api_key="k") == {"Authorization": "Bearer k"}
+
+
+# ---- real sockets: a minimal shell that runs one adapter per connection ------------------------------
+class Peer:
+    def __init__(self, make: Any) -> None:
+        self.make = make
+        self.events: list[Any] = []
+        self.done = asyncio.Event()
+
+    async def ws_handler(self, ws: ServerConnection) -> None:
+        adapter: Adapter = self.make(ws)
+        try:
+            async for msg in ws:
+                events = adapter.feed_text(msg) if isinstance(msg, str) else adapter.feed_bytes(msg)
+                self.events.extend(events)
+                if any(isinstance(e, CallEnd) for e in events):
+                    adapter.on_summary(Summary(call_id="x", duration=0.0, utterances=0, roles={}))
+                for frame in adapter.outbox():
+                    await ws.send(frame)
+        finally:
+            self.events.extend(adapter.transport_closed(ws.close_code))
+            self.done.set()
+
+
+def _audio_seconds(events: list[Any]) -> float:
+    start = next(e for e in events if isinstance(e, CallStart))
+    width = start.encoding.sample_width * (len(start.channels) if start.interleaved else 1)
+    per_channel = len(start.channels) if not start.interleaved else 1
+    n = sum(len(e.data) for e in events if isinstance(e, AudioChunk))
+    return n / width / per_channel / start.sample_rate
+
+
+@pytest.mark.parametrize(("protocol", "make"), [
+    ("twilio", lambda ws: TwilioAdapter()),
+    ("jambonz", lambda ws: ForkAdapter()),
+    ("audiohook", lambda ws: AudioHookAdapter(upgrade_headers=ws.request.headers)),
+])
+def test_replay_platform_over_a_real_websocket(protocol: str, make: Any) -> None:
+    w = wav(seconds=0.4)
+
+    async def run() -> tuple[Any, Peer]:
+        peer = Peer(make)
+        async with serve(peer.ws_handler, "127.0.0.1", 0) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            result = await replay_platform(f"ws://127.0.0.1:{port}/v1/{protocol}", w, protocol=protocol,
+                                           speed=None, call_id="rt-1", api_key=API_KEY, secret=SECRET)
+            await asyncio.wait_for(peer.done.wait(), 10)
+        return result, peer
+
+    result, peer = asyncio.run(run())
+    assert result.close_code == 1000
+    assert result.sent and result.sent[-1][0] == pytest.approx(w.duration)
+    assert _audio_seconds(peer.events) == pytest.approx(w.duration)
+    assert sum(isinstance(e, CallEnd) for e in peer.events) == 1
+    if protocol == "audiohook":
+        assert [e["type"] for e in result.events if "type" in e][:1] == ["opened"]
+        assert result.events[-1]["type"] == "closed"
+
+
+def test_replay_audiosocket_over_tcp() -> None:
+    w = wav(seconds=0.3, channels=1)
+
+    async def run() -> tuple[Any, list[Any]]:
+        events: list[Any] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            a = AudioSocketAdapter()
+            while data := await reader.read(777):
+                events.extend(a.feed_bytes(data))
+            events.extend(a.transport_closed(1000))
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            result = await replay_platform(f"tcp://127.0.0.1:{port}", w, protocol="audiosocket", speed=None)
+        return result, events
+
+    result, events = asyncio.run(run())
+    assert result.close_code == 1000 and result.sent[-1][0] == pytest.approx(w.duration)
+    assert _audio_seconds(events) == pytest.approx(w.duration)
+    assert isinstance(events[-1], CallEnd)
+    with pytest.raises(ValueError, match="tcp://"):
+        asyncio.run(replay_platform("ws://127.0.0.1:1/x", w, protocol="audiosocket", speed=None))
