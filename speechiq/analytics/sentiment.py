@@ -108,13 +108,15 @@ def score_zh(text: str) -> float:
                 i += 1
                 continue
             value = zl.POSITIVE.get(hit, zl.NEGATIVE.get(hit, 0.0))
-            before = clause[max(0, i - 3):i]
-            if any(before.endswith(neg) for neg in zl.NEGATORS) and not hit.startswith(("不", "没")):
-                value *= -0.75
-            for adv, k in zl.INTENSIFIERS.items():
-                if adv in before:
+            before = clause[max(0, i - 4):i]
+            bare = before
+            for adv, k in sorted(zl.INTENSIFIERS.items(), key=lambda kv: -len(kv[0])):
+                if adv in bare:
                     value *= k
+                    bare = bare.replace(adv, "")
                     break
+            if any(neg in bare[-2:] for neg in zl.NEGATORS) and not hit.startswith(("不", "没")):
+                value *= -0.75
             total += value * weight
             i += len(hit)
     if not total:

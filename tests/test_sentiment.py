@@ -1,0 +1,88 @@
+"""Sentiment backends: lexicon (VADER + Mandarin) and the ONNX transformer path with a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from speechiq.analytics.sentiment import LexiconSentiment, OnnxSentiment, label_of, make_scorer, score_zh
+from speechiq.settings import AnalyticsSettings
+
+
+@pytest.fixture(scope="module")
+def lex() -> LexiconSentiment:
+    return LexiconSentiment()
+
+
+@pytest.mark.parametrize(("text", "label"), [
+    ("Thank you so much, you have been really helpful.", "positive"),
+    ("This is ridiculous, I have been waiting on hold forever and nothing works.", "negative"),
+    ("My account number is four two seven.", "neutral"),
+    ("服务很专业，我非常满意，谢谢。", "positive"),
+    ("你们乱收费，我要投诉！", "negative"),
+    ("我想查一下这个月的账单。", "neutral"),
+])
+def test_lexicon_labels(lex, text, label):
+    s = lex.score(text, "auto")
+    assert s.label == label, s
+    assert -1.0 <= s.score <= 1.0
+
+
+def test_chinese_negation_and_intensity():
+    assert score_zh("不满意") < 0
+    assert score_zh("不是很满意") < 0 < score_zh("很满意")
+    assert score_zh("非常满意") > score_zh("满意") > 0
+    assert score_zh("服务不错，但是太贵了") < 0  # the clause after 但是 dominates
+
+
+def test_off_and_labels():
+    assert make_scorer(AnalyticsSettings(sentiment="off")).score("I hate this", "en").label == "neutral"
+    assert label_of(0.5) == "positive" and label_of(-0.5) == "negative" and label_of(0.0) == "neutral"
+
+
+def _tiny_onnx_model(tmp_path):
+    """A real (tiny) sequence classifier: WordPiece tokenizer + embedding → mean → linear, as ONNX."""
+    onnx = pytest.importorskip("onnx")
+    transformers = pytest.importorskip("transformers")
+    from onnx import TensorProto, helper, numpy_helper
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "great", "love", "terrible", "awful", "the", "service", "is"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    from tokenizers import BertWordPieceTokenizer
+
+    wordpiece = BertWordPieceTokenizer(str(tmp_path / "vocab.txt"), lowercase=True)
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=wordpiece, unk_token="[UNK]", pad_token="[PAD]",
+                                               cls_token="[CLS]", sep_token="[SEP]")
+    tok.save_pretrained(str(tmp_path))
+    emb = np.zeros((len(words), 3), dtype=np.float32)  # columns: negative, neutral, positive
+    emb[:, 1] = 1.0
+    for w in ("great", "love"):
+        emb[words.index(w)] = [0, 0, 8]
+    for w in ("terrible", "awful"):
+        emb[words.index(w)] = [8, 0, 0]
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "input_ids"], ["e"]),
+         helper.make_node("ReduceMean", ["e", "axes"], ["logits"], keepdims=0)],
+        "tiny-sentiment",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, None]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [1, None])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(emb, "table"), numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"id2label": {"0": "negative", "1": "neutral", "2": "positive"}}))
+    return tmp_path
+
+
+def test_onnx_backend_with_a_tiny_model(tmp_path):
+    d = _tiny_onnx_model(tmp_path)
+    scorer = make_scorer(AnalyticsSettings(sentiment="onnx", sentiment_onnx_model=str(d)))
+    assert isinstance(scorer, OnnxSentiment)
+    assert scorer.score("great service, love it", "en").label == "positive"
+    assert scorer.score("the service is terrible", "en").label == "negative"
+    assert scorer.score("", "en").label == "neutral"
