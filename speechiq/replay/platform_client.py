@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ..audio.wavio import WavAudio
 from .client import ReplayResult
-from .platforms import PROTOCOLS, WaitFor, headers, messages
+from .platforms import PROTOCOLS, SUBPROTOCOLS, WaitFor, headers, messages
 
 _ALIASES = {"asterisk_ws": "asterisk", "freeswitch": "fork"}
 
@@ -64,8 +64,9 @@ async def _replay_ws(url: str, wav: WavAudio, protocol: str, speed: float | None
     def event_for(kind: str) -> asyncio.Event:
         return seen.setdefault(kind, asyncio.Event())
 
-    async with connect(url, additional_headers=hdrs or None, max_size=None, compression=None,
-                       open_timeout=30) as ws:
+    offer = [SUBPROTOCOLS[protocol]] if protocol in SUBPROTOCOLS else None
+    async with connect(url, additional_headers=hdrs or None, subprotocols=offer,  # type: ignore[arg-type]
+                       max_size=None, compression=None, open_timeout=30) as ws:
 
         async def receiver() -> None:
             nonlocal last_seq

@@ -27,6 +27,8 @@ PROTOCOLS = ("twilio", "telnyx", "signalwire", "audiohook", "audiosocket", "aste
 ROUTES = {"twilio": "/v1/twilio", "telnyx": "/v1/telnyx", "signalwire": "/v1/signalwire",
           "audiohook": "/v1/audiohook", "asterisk": "/v1/asterisk", "fork": "/v1/fork",
           "jambonz": "/v1/jambonz", "vonage": "/v1/vonage"}
+# WebSocket subprotocols the real clients offer (Asterisk websocket_client, jambonz, drachtio mod_audio_fork)
+SUBPROTOCOLS = {"asterisk": "media", "jambonz": "audio.jambonz.org", "fork": "audiostream.drachtio.org"}
 DEFAULT_ROLES = {1: ("mixed",), 2: ("agent", "customer")}
 AUDIOSOCKET_KINDS = {8000: 0x10, 12000: 0x11, 16000: 0x12, 24000: 0x13, 32000: 0x14, 44100: 0x15,
                      48000: 0x16, 96000: 0x17, 192000: 0x18}
