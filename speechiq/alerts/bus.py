@@ -149,7 +149,8 @@ class AlertBus(_Hub):
 
 
 class EventTap(_Hub):
-    """Every event of one call (transcripts, alerts, notices) to consoles watching it."""
+    """Every event of one call (transcripts, alerts, notices) to consoles watching it;
+    ``subscribe("*")`` watches every call."""
 
     def subscribe(self, call_id: str) -> Subscription:
         return self._add(call_id, None)
@@ -159,3 +160,7 @@ class EventTap(_Hub):
             self._fan_out(call_id, event)
         else:
             self.published += 1
+        if "*" in self._subs:
+            for sub in list(self._subs["*"].values()):
+                if not sub.offer(event):
+                    self.dropped_total += 1

@@ -72,6 +72,7 @@ class CallSession:
         self._last_advance = 0.0
         self.finished = False
         self.summary: Summary | None = None
+        self.created = time.monotonic()
         self.analytics = engine.new_analytics(self)
 
     # ---- connections -----------------------------------------------------------------------
@@ -93,8 +94,13 @@ class CallSession:
         """A joined leg (e.g. a second AudioSocket connection) becomes a new channel of this call."""
         index = max(self.channels, default=-1) + 1
         spec = ChannelSpec(index=index, role=spec.role, name=spec.name)
-        self.channels[index] = make_channel(spec, self.sample_rate, self.engine.settings.vad,
-                                            offset=self.media_time)
+        # Its timeline starts where the call is now: the real time elapsed since the call began,
+        # capped by the audio already received (live, both are the same; a replay faster than real
+        # time keeps legs that started together aligned).
+        offset = min(self.media_time, time.monotonic() - self.created)
+        ch = make_channel(spec, self.sample_rate, self.engine.settings.vad, offset=offset)
+        ch.gaps = offset  # media clock of this channel = offset + its own samples
+        self.channels[index] = ch
         self._next_emit[index] = 0
         self._held[index] = {}
         return index
