@@ -165,3 +165,42 @@ def test_replay_audiosocket_over_tcp() -> None:
     assert isinstance(events[-1], CallEnd)
     with pytest.raises(ValueError, match="tcp://"):
         asyncio.run(replay_platform("ws://127.0.0.1:1/x", w, protocol="audiosocket", speed=None))
+
+
+# ---- the route registry the server imports -------------------------------------------------------------
+def test_registry_routes_and_interim_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from speechiq.adapters import registry
+    from speechiq.adapters.asterisk_ws import AsteriskWsAdapter
+    from speechiq.errors import ConfigError
+
+    assert {"/v1/twilio", "/v1/audiohook", "/v1/asterisk", "/v1/fork"} <= set(registry.ROUTES)
+    engine = SimpleNamespace(settings=SimpleNamespace(asr=SimpleNamespace(language="en"),
+                                                      server=SimpleNamespace(max_frame_bytes=4096)))
+    request = SimpleNamespace(path="/v1/asterisk?join=k1&role=agent", headers={})
+    adapter = registry.ROUTES["/v1/asterisk"](engine, request)
+    assert isinstance(adapter, AsteriskWsAdapter) and adapter.params == {"join": "k1", "role": "agent"}
+    assert isinstance(registry.ROUTES["/v1/twilio"](engine, request), TwilioAdapter)
+    fork = registry.ROUTES["/v1/fork"](engine, SimpleNamespace(path="/v1/fork?call_id=c9&rate=16000", headers={}))
+    assert isinstance(fork, ForkAdapter) and fork.config.max_frame_bytes == 4096
+
+    monkeypatch.setenv("SPEECHIQ_AUDIOHOOK_KEYS", f'{{"{API_KEY}": "{SECRET}"}}')
+    route = registry.ROUTES["/v1/audiohook"]
+    now = time.time()
+    signed = headers("audiohook", url="ws://127.0.0.1:1/v1/audiohook", api_key=API_KEY, secret=SECRET, now=now)
+    assert route.check_upgrade(engine, SimpleNamespace(path="/v1/audiohook", headers=signed)) is None  # type: ignore[attr-defined]
+    refusal = route.check_upgrade(engine, SimpleNamespace(path="/v1/audiohook", headers={"X-API-KEY": "x"}))  # type: ignore[attr-defined]
+    assert refusal is not None and refusal[0] == 400
+    assert isinstance(route(engine, SimpleNamespace(path="/v1/audiohook", headers=signed)), AudioHookAdapter)
+    with pytest.raises(ConfigError):
+        registry.audiohook_config(environ={"SPEECHIQ_AUDIOHOOK_KEYS": '{"k": "not base64!"}'})
+    with pytest.raises(ConfigError):
+        registry.audiohook_config(environ={"SPEECHIQ_AUDIOHOOK_KEYS": "[1]"})
+
+    cfg = registry.audiosocket_config(environ={"SPEECHIQ_AUDIOSOCKET_CODEC": "ulaw",
+                                               "SPEECHIQ_AUDIOSOCKET_JOIN_LEGS": "1"})
+    assert cfg.codec == "ulaw" and cfg.join_legs
+    with pytest.raises(ConfigError):
+        registry.audiosocket_config(environ={"SPEECHIQ_AUDIOSOCKET_CODEC": "gsm"})
+    assert isinstance(registry.audiosocket_factory(engine), AudioSocketAdapter)
