@@ -198,6 +198,10 @@ def test_registry_routes_and_interim_configuration(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ConfigError):
         registry.audiohook_config(environ={"SPEECHIQ_AUDIOHOOK_KEYS": "[1]"})
 
+    server_keys = SimpleNamespace(settings=SimpleNamespace(asr=engine.settings.asr,
+                                                           server=SimpleNamespace(max_frame_bytes=4096,
+                                                                                  api_keys=("k1",))))
+    assert registry.audiohook_config(server_keys, environ={}).api_keys == {"k1": ""}
     cfg = registry.audiosocket_config(environ={"SPEECHIQ_AUDIOSOCKET_CODEC": "ulaw",
                                                "SPEECHIQ_AUDIOSOCKET_JOIN_LEGS": "1"})
     assert cfg.codec == "ulaw" and cfg.join_legs

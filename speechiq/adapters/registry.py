@@ -3,9 +3,10 @@
 Interim configuration (until settings.py grows a telephony section) comes from environment
 variables read when a connection arrives:
 ``SPEECHIQ_AUDIOHOOK_KEYS='{"<api key>": "<base64 client secret>"}'`` (empty secret = unsigned
-allowed; unset = no AudioHook authentication), ``SPEECHIQ_AUDIOSOCKET_CODEC`` (slin | ulaw | alaw),
-``SPEECHIQ_AUDIOSOCKET_ROLE`` (mixed | customer | agent), ``SPEECHIQ_AUDIOSOCKET_JOIN_LEGS`` (1 = the
-last UUID hex digit names the leg) and ``SPEECHIQ_<PLATFORM>_ROLES='{"inbound": "agent", …}'``.
+allowed; unset = the server's API keys, unsigned; neither = no authentication),
+``SPEECHIQ_AUDIOSOCKET_CODEC`` (slin | ulaw | alaw), ``SPEECHIQ_AUDIOSOCKET_ROLE`` (mixed | customer |
+agent), ``SPEECHIQ_AUDIOSOCKET_JOIN_LEGS`` (1 = the last UUID hex digit names the leg) and
+``SPEECHIQ_<PLATFORM>_ROLES='{"inbound": "agent", …}'``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ def audiohook_config(engine: Any = None, environ: Mapping[str, str] | None = Non
                 decode_secret(secret)
             except ValueError as exc:
                 raise ConfigError(f"SPEECHIQ_AUDIOHOOK_KEYS[{key[:4]}…]: {exc}") from exc
+    if not keys:  # fail closed: without AudioHook keys, the server's API keys apply (unsigned)
+        try:
+            keys = {k: "" for k in engine.settings.server.api_keys}
+        except AttributeError:
+            keys = {}
     return AudioHookConfig(api_keys=keys, roles=_env_json("SPEECHIQ_AUDIOHOOK_ROLES", environ),
                            max_frame_bytes=_max_frame(engine), default_language=_language(engine))
 
