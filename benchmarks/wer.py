@@ -2,10 +2,11 @@
 
     python -m benchmarks.wer [--model tiny.en] [--zh-model base]
 
-streaming = our live pipeline (per-channel VAD utterances → batched short-window decoding), fed
-the call in 0.5 s chunks exactly as the server does; offline = plain faster-whisper
-``transcribe()`` over each whole channel (30 s windows with full context, Silero VAD filter) —
-the batch-system reference. English calls from ../shared/calls (WER), and the ../shared/audio
+streaming = our live pipeline (per-channel VAD utterances → batched short-window greedy
+decoding), fed the call in 0.5 s chunks exactly as the server does; offline = plain faster-whisper
+``transcribe()`` with its defaults over each whole channel (30 s windows with the previous text
+as context, beam search 5, no VAD filter) — what a batch system gets with the whole recording.
+English calls from ../shared/calls (WER), and the ../shared/audio
 items with human references (WER for English, CER for Mandarin with the multilingual model).
 """
 
@@ -47,8 +48,7 @@ def streaming_texts(engine: Any, wav: Any, roles: list[str], language: str) -> d
 
 def offline_text(model: Any, audio: np.ndarray, rate: int, language: str | None) -> str:
     x = resample(audio.astype(np.float32) / 32768.0, rate, 16000)
-    segments, _ = model.transcribe(x, language=language, beam_size=1, vad_filter=True,
-                                   condition_on_previous_text=False)
+    segments, _ = model.transcribe(x, language=language)  # faster-whisper defaults: beam 5, full context
     return " ".join(s.text.strip() for s in segments)
 
 

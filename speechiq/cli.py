@@ -224,8 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--url", default="ws://127.0.0.1:8765/v1/calls")
     r.add_argument("--speed", default="1", help="1 = real time, 10, … or max")
     r.add_argument("--protocol", default="speechiq",
-                   choices=["speechiq", "twilio", "telnyx", "audiohook", "audiosocket", "asterisk", "fork",
-                            "jambonz", "vonage"])
+                   choices=["speechiq", "twilio", "telnyx", "signalwire", "audiohook", "audiosocket", "asterisk",
+                            "fork", "jambonz", "vonage"])
     r.add_argument("--encoding", default="pcm16", choices=["pcm16", "mulaw", "alaw"])
     r.add_argument("--language", default="auto", choices=["en", "zh", "auto"])
     r.add_argument("--roles")

@@ -93,6 +93,18 @@ class AlertSettings(_Section):
     webhook_retries: int = Field(5, ge=0)
 
 
+class TelephonySettings(_Section):
+    """Platform adapters (docs/telephony.md). Role maps are per platform: {"twilio": {"inbound":
+    "customer", "outbound": "agent"}, "audiohook": {...}, "fork": {...}, "audiosocket": {...}}."""
+
+    audiohook_keys: dict[str, str] = Field(
+        default_factory=dict, description="AudioHook API key → base64 client secret ('' = unsigned)")
+    roles: dict[str, dict[str, str]] = Field(default_factory=dict, description="per-platform role overrides")
+    audiosocket_codec: Literal["slin", "ulaw", "alaw"] = "slin"
+    audiosocket_role: Literal["mixed", "customer", "agent"] = "mixed"
+    audiosocket_join_legs: bool = Field(False, description="last UUID digit names the leg: 1 customer, 2 agent")
+
+
 class StoreSettings(_Section):
     url: str = "sqlite:///speechiq.db"
 
@@ -103,6 +115,7 @@ class Settings(_Section):
     asr: AsrSettings = AsrSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     alerts: AlertSettings = AlertSettings()
+    telephony: TelephonySettings = TelephonySettings()
     store: StoreSettings = StoreSettings()
 
 

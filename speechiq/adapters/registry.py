@@ -29,10 +29,15 @@ from .twilio import TwilioAdapter, TwilioConfig
 Factory = Callable[[Any, Any], Adapter]
 
 
-def _env_json(name: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def _telephony(engine: Any) -> Any:
+    return getattr(getattr(engine, "settings", None), "telephony", None)
+
+
+def _env_json(name: str, environ: Mapping[str, str] | None = None, default: Mapping[str, str] | None = None,
+              ) -> dict[str, str]:
     raw = (os.environ if environ is None else environ).get(name, "").strip()
     if not raw:
-        return {}
+        return dict(default or {})
     try:
         value = json.loads(raw)
     except ValueError as exc:
@@ -63,13 +68,16 @@ def _query(request: Any) -> dict[str, str]:
 
 def _twilio(dialect: str | None) -> Factory:
     def factory(engine: Any, request: Any) -> Adapter:
-        roles = _env_json(f"SPEECHIQ_{(dialect or 'twilio').upper()}_ROLES")
+        name = dialect or "twilio"
+        tel = _telephony(engine)
+        roles = _env_json(f"SPEECHIQ_{name.upper()}_ROLES", default=tel.roles.get(name) if tel else None)
         return TwilioAdapter(TwilioConfig(dialect=dialect, roles=roles, default_language=_language(engine)))
     return factory
 
 
 def audiohook_config(engine: Any = None, environ: Mapping[str, str] | None = None) -> AudioHookConfig:
-    keys = _env_json("SPEECHIQ_AUDIOHOOK_KEYS", environ)
+    tel = _telephony(engine)
+    keys = _env_json("SPEECHIQ_AUDIOHOOK_KEYS", environ, default=tel.audiohook_keys if tel else None)
     from .httpsig import decode_secret
 
     for key, secret in keys.items():
@@ -83,7 +91,8 @@ def audiohook_config(engine: Any = None, environ: Mapping[str, str] | None = Non
             keys = {k: "" for k in engine.settings.server.api_keys}
         except AttributeError:
             keys = {}
-    return AudioHookConfig(api_keys=keys, roles=_env_json("SPEECHIQ_AUDIOHOOK_ROLES", environ),
+    return AudioHookConfig(api_keys=keys, roles=_env_json("SPEECHIQ_AUDIOHOOK_ROLES", environ,
+                                                          default=tel.roles.get("audiohook") if tel else None),
                            max_frame_bytes=_max_frame(engine), default_language=_language(engine))
 
 
@@ -103,7 +112,9 @@ def _asterisk(engine: Any, request: Any) -> Adapter:
 
 def _fork(flavor: str) -> Factory:
     def factory(engine: Any, request: Any) -> Adapter:
-        roles = _env_json(f"SPEECHIQ_{'FORK' if flavor in ('auto', 'freeswitch') else flavor.upper()}_ROLES")
+        name = "fork" if flavor in ("auto", "freeswitch") else flavor
+        tel = _telephony(engine)
+        roles = _env_json(f"SPEECHIQ_{name.upper()}_ROLES", default=tel.roles.get(name) if tel else None)
         config = ForkConfig(flavor=flavor, roles=roles, max_frame_bytes=_max_frame(engine),
                             default_language=_language(engine))
         return ForkAdapter(config, params=_query(request))
@@ -112,11 +123,14 @@ def _fork(flavor: str) -> Factory:
 
 def audiosocket_config(engine: Any = None, environ: Mapping[str, str] | None = None) -> AudioSocketConfig:
     env = os.environ if environ is None else environ
+    tel = _telephony(engine)
     try:
         return AudioSocketConfig(
-            codec=env.get("SPEECHIQ_AUDIOSOCKET_CODEC", "slin").strip().lower() or "slin",
-            role=env.get("SPEECHIQ_AUDIOSOCKET_ROLE", "mixed").strip().lower() or "mixed",
-            join_legs=env.get("SPEECHIQ_AUDIOSOCKET_JOIN_LEGS", "").strip().lower() in ("1", "true", "yes"),
+            codec=env.get("SPEECHIQ_AUDIOSOCKET_CODEC", "").strip().lower() or (
+                tel.audiosocket_codec if tel else "slin"),
+            role=env.get("SPEECHIQ_AUDIOSOCKET_ROLE", "").strip().lower() or (tel.audiosocket_role if tel else "mixed"),
+            join_legs=env.get("SPEECHIQ_AUDIOSOCKET_JOIN_LEGS", "").strip().lower() in ("1", "true", "yes") or (
+                bool(tel and tel.audiosocket_join_legs)),
             default_language=_language(engine),
         )
     except ValueError as exc:

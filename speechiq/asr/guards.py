@@ -62,6 +62,11 @@ def trim_repetition(text: str, min_tail: int = 4, min_period: int = 3, max_loops
         for j in range(0, i - min_period + 1):
             if all(words[j + k] == words[i + k] for k in range(tail)):
                 return text[: toks[i][1]].rstrip(" ,;、，"), True
+    # an immediate repeat of ≥ min_tail words, then at most 3 stray words ("X. X. That's all,")
+    for p in range(min_tail, n // 2 + 1):
+        for i in range(p, n - p + 1):
+            if n - (i + p) <= 3 and words[i:i + p] == words[i - p:i]:
+                return text[: toks[i][1]].rstrip(" ,;、，"), True
     for size in (1, 2):
         for i in range(0, n - size * (max_loops + 1) + 1):
             gram = words[i:i + size]

@@ -49,6 +49,23 @@ def _http(conn: ServerConnection, text: str, content_type: str, status: int = HT
     return resp
 
 
+SUBPROTOCOLS = ("audio.jambonz.org", "audiostream.drachtio.org", "media")
+
+
+def _select_subprotocol(conn: ServerConnection, offered: Any) -> Any:
+    """Accept the platforms' subprotocols when offered, and clients that offer none."""
+    return next((p for p in offered if p in SUBPROTOCOLS), None)
+
+
+def split_path_key(path: str, routes: dict[str, Any]) -> tuple[str, str | None]:
+    """``/v1/twilio/KEY`` → (``/v1/twilio``, KEY): for platforms that cannot send headers or a
+    query string (Twilio's stream URL allows neither), the API key may be the last path segment."""
+    head, _, last = path.rpartition("/")
+    if head in routes and last:
+        return head, last
+    return path, None
+
+
 def _api_key(request: Request, query: dict[str, list[str]]) -> str | None:
     auth = request.headers.get("Authorization", "")
     if auth.lower().startswith("bearer "):
@@ -64,16 +81,17 @@ class SpeechIQServer:
     tcp_server: asyncio.Server | None = None
 
     # ---- HTTP layer --------------------------------------------------------------------------
-    def _authorized(self, request: Request, query: dict[str, list[str]]) -> bool:
+    def _authorized(self, request: Request, query: dict[str, list[str]], path_key: str | None = None) -> bool:
         keys = self.engine.settings.server.api_keys
         if not keys:
             return True
-        given = _api_key(request, query) or ""
+        given = path_key or _api_key(request, query) or ""
         return any(hmac.compare_digest(given.encode(), k.encode()) for k in keys)
 
     def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         path, query = url.path.rstrip("/") or "/", parse_qs(url.query)
+        path, path_key = split_path_key(path, self.routes)
         if path == "/healthz":
             return self._health(conn)
         if path == "/metrics":
@@ -86,7 +104,7 @@ class SpeechIQServer:
             if refusal is not None:
                 self.engine.metrics.auth_failures.labels(path).inc()
                 return conn.respond(refusal[0], refusal[1] + "\n")
-        elif not self._authorized(request, query):
+        elif not self._authorized(request, query, path_key):
             self.engine.metrics.auth_failures.labels(path).inc()
             return conn.respond(HTTPStatus.UNAUTHORIZED, "missing or invalid API key\n")
         if request.headers.get("Upgrade", "").lower() != "websocket":
@@ -112,6 +130,7 @@ class SpeechIQServer:
     async def handler(self, ws: ServerConnection) -> None:
         url = urlsplit(ws.request.path if ws.request else "/")
         path, query = url.path.rstrip("/"), parse_qs(url.query)
+        path, _ = split_path_key(path, self.routes)
         if path == "/v1/alerts":
             from ..alerts.subscribe import serve_alert_subscription
 
@@ -134,6 +153,7 @@ class SpeechIQServer:
         self.server = await serve(
             self.handler, s.host, s.port, process_request=self.process_request,
             max_size=s.max_frame_bytes * 2, max_queue=64, compression=None, ssl=ssl_ctx,
+            select_subprotocol=_select_subprotocol,
             ping_interval=20, ping_timeout=30,
         )
         if s.audiosocket_port is not None:
