@@ -7,7 +7,15 @@ import json
 import numpy as np
 import pytest
 
-from speechiq.analytics.sentiment import LexiconSentiment, OnnxSentiment, label_of, make_scorer, score_zh
+from speechiq.analytics.sentiment import (
+    LexiconSentiment,
+    OnnxSentiment,
+    _label_value,
+    label_of,
+    make_scorer,
+    score_zh,
+)
+from speechiq.errors import ConfigError
 from speechiq.settings import AnalyticsSettings
 
 
@@ -37,6 +45,36 @@ def test_chinese_negation_and_intensity():
     assert score_zh("服务不错，但是太贵了") < 0  # the clause after 但是 dominates
 
 
+@pytest.mark.parametrize("text", [
+    "I'd like to check my bill please.",
+    "Yes, can you help me with my account?",
+    "Okay, let me see.",
+    "What kind of plan do I have?",
+])
+def test_service_requests_are_neutral(lex, text):
+    """Courtesy/request words are formulaic in calls: plain VADER calls these positive."""
+    assert lex.score(text, "en").label == "neutral"
+
+
+def test_phrases_word_boundaries_and_negation(lex):
+    assert lex.score("My modem is down.", "en").label == "negative"
+    assert lex.score("This download is fast.", "en").score >= 0  # "is down" needs word boundaries
+    assert lex.score("I was charged twice.", "en").score < lex.score("I was never charged twice.", "en").score
+
+
+def test_language_codes(lex):
+    assert lex.score("我非常满意", "zh-CN").label == "positive"
+    assert lex.score("我非常满意", "cmn").label == "positive"
+    assert lex.score("thank you so much", "en-US").label == "positive"
+    assert lex.score("  ", "auto") == lex.score("", "en")
+
+
+def test_chinese_neutral_words_block_false_hits():
+    assert score_zh("差不多就这样吧") == 0.0
+    assert score_zh("不好意思，我想问一下") == 0.0
+    assert score_zh("信号差") < 0 < score_zh("信号不差")
+
+
 def test_off_and_labels():
     assert make_scorer(AnalyticsSettings(sentiment="off")).score("I hate this", "en").label == "neutral"
     assert label_of(0.5) == "positive" and label_of(-0.5) == "negative" and label_of(0.0) == "neutral"
@@ -45,6 +83,7 @@ def test_off_and_labels():
 def _tiny_onnx_model(tmp_path):
     """A real (tiny) sequence classifier: WordPiece tokenizer + embedding → mean → linear, as ONNX."""
     onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
     transformers = pytest.importorskip("transformers")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -86,3 +125,15 @@ def test_onnx_backend_with_a_tiny_model(tmp_path):
     assert scorer.score("great service, love it", "en").label == "positive"
     assert scorer.score("the service is terrible", "en").label == "negative"
     assert scorer.score("", "en").label == "neutral"
+
+
+def test_onnx_label_mapping_and_errors(tmp_path):
+    assert [_label_value(n, i, 3) for i, n in enumerate(["NEGATIVE", "NEUTRAL", "POSITIVE"])] == [-1.0, 0.0, 1.0]
+    assert [_label_value(f"LABEL_{i}", i, 3) for i in range(3)] == [-1.0, 0.0, 1.0]
+    assert [_label_value(f"{k} stars", k - 1, 5) for k in range(1, 6)] == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    with pytest.raises(ConfigError):
+        make_scorer(AnalyticsSettings(sentiment="onnx"))  # no model dir configured
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("transformers")
+    with pytest.raises(ConfigError):
+        OnnxSentiment(tmp_path)  # no model.onnx there

@@ -1,15 +1,18 @@
 """Per-utterance sentiment: a score in [-1, 1] and a label.
 
-Backends: ``lexicon`` (default, offline): VADER for English with a few contact-center words
-added, and a Mandarin lexicon (zh_lexicon.py) with negators, intensifiers and "but" clauses;
-``onnx``: any Hugging Face sequence-classification model exported to ONNX, run with the
-``transformers`` tokenizer and ``onnxruntime`` (point ``analytics.sentiment_onnx_model`` at it).
+Backends: ``lexicon`` (default, offline): VADER for English, adapted to service calls (courtesy
+words such as "please"/"yes"/"I'd like" weigh little, complaint words and phrases added), and a
+Mandarin lexicon (zh_lexicon.py) with negators, intensifiers and "but" clauses; ``onnx``: any
+Hugging Face sequence-classification model exported to ONNX, run with the ``transformers``
+tokenizer and ``onnxruntime`` (point ``analytics.sentiment_onnx_model`` at it).
+Labels: positive ≥ 0.3, negative ≤ −0.25, else neutral (docs/metrics.md explains the cut).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,24 +21,35 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from ..settings import AnalyticsSettings
 from . import zh_lexicon as zl
 
 POSITIVE_AT = 0.3
 NEGATIVE_AT = -0.25
-EN_DOMAIN = {  # VADER scale; words VADER misses or under-weights in service calls
-    "overcharged": -2.2, "charged twice": -2.0, "double charged": -2.0, "unacceptable": -2.5,
-    "ridiculous": -2.2, "frustrated": -2.2, "frustrating": -2.2, "annoyed": -2.0,
-    "cancel": -0.8, "lawyer": -1.2, "sue": -1.8, "outage": -1.5, "broken": -1.8, "useless": -2.2,
-    "recommend": 1.6, "helpful": 1.8, "appreciate": 1.8, "interested": 1.2, "thrilled": 2.5,
-    "ugh": -2.0, "worried": -2.4, "scared": -2.2, "upset": -2.2, "angry": -2.5, "waiting for ages": -2.5,
-    "still waiting": -2.0, "been waiting": -1.8, "on hold forever": -2.5, "not working": -2.0,
-    "doesn't work": -2.0, "stopped working": -2.2, "is down": -2.0, "been down": -2.2, "keeps dropping": -2.0,
-    "too much": -1.6, "too expensive": -2.0, "went up": -1.4, "jumped": -0.8, "lost my job": -2.4,
-    "can't afford": -2.2, "fix it": -0.6, "fixed today": -0.8, "third time": -1.8, "again and again": -1.8,
-    "no one": -1.2, "nobody": -1.2, "never": -0.8,
+# VADER scale (about -4 … +4). Words VADER misses or under-weights in service calls:
+EN_WORDS = {
+    "overcharged": -2.2, "unacceptable": -2.5, "ridiculous": -2.2, "frustrated": -2.2, "frustrating": -2.2,
+    "annoyed": -2.0, "cancel": -0.8, "lawyer": -1.2, "sue": -1.8, "outage": -1.5, "broken": -1.8,
+    "useless": -2.2, "recommend": 1.6, "helpful": 1.8, "appreciate": 1.8, "interested": 1.2, "thrilled": 2.5,
+    "ugh": -2.0, "worried": -2.0, "scared": -2.2, "upset": -2.2, "angry": -2.5,
 }
+# Courtesy and request words that VADER scores positive but that are formulaic in service calls
+# ("please", "yes", "I'd like", "can you help", "what kind of", "customer care", "account credit"):
+EN_FORMULAIC = {
+    "please": 0.2, "yes": 0.3, "okay": 0.2, "ok": 0.2, "sure": 0.3, "fine": 0.2, "well": 0.2, "help": 0.3,
+    "like": 0.3, "pretty": 0.3, "honestly": 0.2, "kind": 0.3, "care": 0.3, "credit": 0.3, "free": 0.6,
+    "hoping": 0.3, "hope": 0.5,
+}
+# Multi-word cues (VADER scores single tokens only), matched on word boundaries:
+EN_PHRASES = {
+    "charged twice": -2.0, "double charged": -2.0, "still waiting": -2.0, "been waiting": -1.8,
+    "on hold forever": -2.5, "not working": -2.0, "doesn't work": -2.0, "stopped working": -2.2,
+    "is down": -2.0, "been down": -2.2, "keeps dropping": -2.0, "too expensive": -2.0, "too much": -1.6,
+    "can't afford": -2.2, "third time": -1.8, "again and again": -1.8, "waste of time": -2.4,
+}
+_EN_NEGATORS = frozenset({"not", "never", "no", "isn't", "wasn't", "don't", "didn't", "nothing"})
+_EN_PHRASE_RX = re.compile(r"\b(" + "|".join(re.escape(k) for k in EN_PHRASES) + r")\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -53,8 +67,10 @@ class SentimentScorer(Protocol):
 
 
 def _is_zh(text: str, language: str) -> bool:
-    if language in ("zh", "en"):
-        return language == "zh"
+    """Declared language wins (``zh``, ``zh-CN``, ``cmn`` …); ``auto`` or unknown: ≥ 30 % CJK characters."""
+    base = (language or "auto").lower().replace("_", "-").split("-")[0]
+    if base in ("zh", "cmn", "yue", "en"):
+        return base != "en"
     cjk = sum(1 for c in text if "\u3400" <= c <= "\u9fff")
     return cjk > 0 and cjk >= len(text.replace(" ", "")) * 0.3
 
@@ -64,7 +80,8 @@ def _vader() -> Any:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     analyzer = SentimentIntensityAnalyzer()
-    analyzer.lexicon.update({k: v for k, v in EN_DOMAIN.items() if " " not in k})
+    analyzer.lexicon.update(EN_WORDS)
+    analyzer.lexicon.update(EN_FORMULAIC)
     return analyzer
 
 
@@ -80,8 +97,11 @@ class LexiconSentiment:
 
     def _en(self, text: str) -> float:
         compound = float(_vader().polarity_scores(text)["compound"])
-        low = text.lower()
-        extra = sum(v for k, v in EN_DOMAIN.items() if " " in k and k in low)
+        extra = 0.0
+        for m in _EN_PHRASE_RX.finditer(text):
+            before = text[max(0, m.start() - 30):m.start()].lower().split()[-3:]
+            negated = any(w in _EN_NEGATORS or w.endswith("n't") for w in before)
+            extra += EN_PHRASES[m.group(1).lower()] * (-0.74 if negated else 1.0)  # VADER's negation scalar
         return math.tanh(math.atanh(max(-0.999, min(0.999, compound))) + extra / 4) if extra else compound
 
 
@@ -101,11 +121,11 @@ def score_zh(text: str) -> float:
             hit = None
             for n in range(6, 0, -1):
                 w = clause[i:i + n]
-                if w in zl.POSITIVE or w in zl.NEGATIVE:
+                if w in zl.POSITIVE or w in zl.NEGATIVE or w in zl.NEUTRAL:
                     hit = w
                     break
-            if hit is None:
-                i += 1
+            if hit is None or hit in zl.NEUTRAL:
+                i += len(hit) if hit else 1
                 continue
             value = zl.POSITIVE.get(hit, zl.NEGATIVE.get(hit, 0.0))
             before = clause[max(0, i - 4):i]
@@ -128,21 +148,30 @@ class OnnxSentiment:
     """A Hugging Face sequence-classification model exported to ONNX (model.onnx + tokenizer)."""
 
     def __init__(self, model_dir: str | Path) -> None:
-        import onnxruntime as ort
-        from transformers import AutoTokenizer
+        try:
+            import onnxruntime as ort
+            from transformers import AutoTokenizer
+        except ImportError as exc:
+            raise ConfigError(f"the onnx sentiment backend needs onnxruntime and transformers: {exc}") from exc
 
         d = Path(model_dir)
-        onnx_path = d / "model.onnx"
-        if not onnx_path.exists():
-            raise ConfigError(f"{onnx_path} not found: export the model to ONNX first")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(d))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        onnx_path, config_path = d / "model.onnx", d / "config.json"
+        for p in (onnx_path, config_path):
+            if not p.exists():
+                raise ConfigError(f"{p} not found: export the model with its config.json and tokenizer to {d}")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(d))
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except Exception as exc:  # corrupt files, unknown tokenizer …
+            raise ModelError(f"cannot load the sentiment model in {d}: {exc}") from exc
         self.inputs = {i.name for i in self.session.get_inputs()}
-        config = json.loads((d / "config.json").read_text(encoding="utf-8"))
         labels = config.get("id2label") or {}
         n = len(labels) or self.session.get_outputs()[0].shape[-1]
+        if not isinstance(n, int) or n < 2:
+            raise ConfigError(f"{config_path}: id2label is missing and the model's output size is unknown")
         self.values = np.array([_label_value(str(labels.get(str(i), labels.get(i, f"LABEL_{i}"))), i, n)
                                 for i in range(n)], dtype=np.float32)
         self._lock = threading.Lock()
@@ -152,8 +181,11 @@ class OnnxSentiment:
             return Sentiment(0.0, "neutral")
         enc = self.tokenizer(text, return_tensors="np", truncation=True, max_length=256)
         feeds = {k: v.astype(np.int64) for k, v in enc.items() if k in self.inputs}
-        with self._lock:
-            logits = self.session.run(None, feeds)[0][0]
+        try:
+            with self._lock:
+                logits = np.asarray(self.session.run(None, feeds)[0][0], dtype=np.float64)
+        except Exception as exc:
+            raise ModelError(f"sentiment model failed: {exc}") from exc
         p = np.exp(logits - logits.max())
         p /= p.sum()
         s = float(np.clip(p @ self.values, -1.0, 1.0))
