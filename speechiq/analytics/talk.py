@@ -1,13 +1,19 @@
 """Live talk metrics from VAD speech intervals and final transcripts, in media time.
 
-Intervals arrive when an utterance ends (per channel, so up to a few seconds out of order across
-channels). Aggregates are running sums; only the last ``WINDOW_S`` seconds of intervals are kept,
-so memory per call is bounded however long the call runs.
+Intervals arrive when an utterance closes, per channel, so the two parties' intervals can come up
+to a few seconds out of order. Every pairwise quantity (over-talk, interruptions) is counted when
+the later interval of a pair arrives, so arrival order does not change the totals; silences are
+read from the union of all speech, so a late interval that fills a gap shortens it again.
+Only the last ``WINDOW_S`` seconds of intervals are kept (older gaps are folded into running
+maxima), so memory per call is bounded however long the call runs.
 
-- mutual silence: nobody speaking (the call start counts as the start of silence);
-- over-talk: time both agent and customer speak at once;
-- interruption: a role starts while the other has spoken ≥ 0.3 s and goes on ≥ 0.3 s after;
-- ``mixed`` channels (one channel, both parties) count for silence only.
+- mutual silence: nobody speaking; the call start (0) counts as the start of silence;
+- over-talk: time agent and customer speak at once;
+- interruption: a role starts while the other has already spoken ≥ 0.3 s and the other goes on
+  ≥ 0.3 s after that start (backchannels and near-simultaneous starts are not interruptions);
+- a role's overlapping intervals (e.g. re-reported or joined legs) merge; only new time counts;
+- ``mixed`` (one channel carrying both parties) and any other role end mutual silence but are
+  not attributed to either party: no over-talk, interruptions or talk ratio from them.
 """
 
 from __future__ import annotations
@@ -18,100 +24,169 @@ from typing import Any
 
 WINDOW_S = 300.0
 INTERRUPT_MIN_S = 0.3
+PARTIES = ("agent", "customer")
+_EPS = 1e-6
+_TOL = 0.05  # a transcript's start and its VAD interval's start may differ by rounding
+
+Interval = tuple[float, float]
+
+
+def _interrupts(a: Interval, b: Interval) -> bool:
+    """True if the turn ``a`` started while ``b`` was going on (≥ 0.3 s before and after)."""
+    return b[0] <= a[0] - INTERRUPT_MIN_S and b[1] >= a[0] + INTERRUPT_MIN_S
+
+
+def _overlap(a: Interval, b: Interval) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def _insert_merged(ivs: list[Interval], start: float, end: float) -> tuple[Interval, list[Interval]]:
+    """Insert into a sorted list of disjoint intervals, merging overlaps; returns (merged, replaced)."""
+    i = bisect.bisect_left(ivs, (start, end))
+    lo = i - 1 if i > 0 and ivs[i - 1][1] > start else i
+    hi = i
+    while hi < len(ivs) and ivs[hi][0] < end:
+        hi += 1
+    replaced = ivs[lo:hi]
+    merged = (min([start, *(s for s, _ in replaced)]), max([end, *(e for _, e in replaced)]))
+    ivs[lo:hi] = [merged]
+    return merged, replaced
 
 
 class TalkMetrics:
-    def __init__(self, roles: Iterable[str] = ("agent", "customer")) -> None:
+    """Running talk metrics of one call (see the module docstring for the definitions)."""
+
+    def __init__(self, roles: Iterable[str] = PARTIES) -> None:
         self.roles = tuple(roles)
-        self._iv: dict[str, list[tuple[float, float]]] = {}
         self.now = 0.0
         self.talk_time: dict[str, float] = {r: 0.0 for r in self.roles}
-        self.interruptions: dict[str, int] = {r: 0 for r in self.roles}
+        self.interruptions: dict[str, int] = {r: 0 for r in self.roles if r in PARTIES}
         self.overtalk_total = 0.0
         self.longest_overtalk = 0.0
         self.last_overtalk = 0.0
-        self.longest_silence = 0.0
         self.first_agent_speech: float | None = None
+        self._iv: dict[str, list[Interval]] = {}  # per role, sorted, disjoint, recent window
+        self._union: list[Interval] = []  # everybody's speech, sorted, disjoint, recent window
         self._words: dict[str, int] = {}
         self._final_s: dict[str, float] = {}
-        self._last_end = 0.0
+        self._last_end = 0.0  # latest end of any speech
+        self._pruned_end = 0.0  # end of the speech already folded out of the window
+        self._settled_longest = 0.0  # longest silence among folded-out speech
+        self._gaps: float | None = 0.0  # cached longest gap inside the window
 
     # ---- inputs ------------------------------------------------------------------------------
     def on_activity(self, role: str, start: float, end: float) -> None:
-        if end <= start:
+        """A speech interval of ``role`` (seconds of call audio)."""
+        start, end = max(0.0, float(start)), float(end)
+        if not end > start:
             return
-        gap = self.silence_before(start)
-        self.longest_silence = max(self.longest_silence, gap)
-        if role in ("agent", "customer"):
-            other = "customer" if role == "agent" else "agent"
-            for s0, e0 in self._iv.get(other, []):
-                overlap = min(e0, end) - max(s0, start)
-                if overlap > 0:
-                    self.overtalk_total += overlap
-                    self.longest_overtalk = max(self.longest_overtalk, overlap)
-                    self.last_overtalk = overlap
-                if s0 <= start - INTERRUPT_MIN_S and e0 >= start + INTERRUPT_MIN_S:
-                    self.interruptions[role] = self.interruptions.get(role, 0) + 1
         ivs = self._iv.setdefault(role, [])
-        bisect.insort(ivs, (start, end))
-        self.talk_time[role] = self.talk_time.get(role, 0.0) + (end - start)
-        if role == "agent":
-            self.first_agent_speech = start if self.first_agent_speech is None else min(self.first_agent_speech,
-                                                                                         start)
+        merged, replaced = _insert_merged(ivs, start, end)
+        self.talk_time[role] = self.talk_time.get(role, 0.0) + (merged[1] - merged[0]) - sum(
+            e - s for s, e in replaced)
+        if role in PARTIES:
+            self._pairs(role, merged, replaced)
+        if role == "agent" and (self.first_agent_speech is None or start < self.first_agent_speech):
+            self.first_agent_speech = start
+        _insert_merged(self._union, start, end)
+        self._gaps = None
         self._last_end = max(self._last_end, end)
         self.now = max(self.now, end)
         self._prune()
 
+    def _pairs(self, role: str, merged: Interval, replaced: list[Interval]) -> None:
+        """Over-talk and interruptions between the merged interval and the other party's."""
+        other = PARTIES[1] if role == PARTIES[0] else PARTIES[0]
+        for y in self._iv.get(other, ()):
+            if y[0] > merged[1] + INTERRUPT_MIN_S:
+                break
+            if y[1] < merged[0] - INTERRUPT_MIN_S:
+                continue
+            added = _overlap(merged, y) - sum(_overlap(x, y) for x in replaced)
+            if added > _EPS:
+                self.overtalk_total += added
+                self.last_overtalk = _overlap(merged, y)
+                self.longest_overtalk = max(self.longest_overtalk, self.last_overtalk)
+            mine = int(_interrupts(merged, y)) - sum(_interrupts(x, y) for x in replaced)
+            theirs = int(_interrupts(y, merged)) - sum(_interrupts(y, x) for x in replaced)
+            self.interruptions[role] = max(0, self.interruptions.get(role, 0) + mine)
+            self.interruptions[other] = max(0, self.interruptions.get(other, 0) + theirs)
+
     def on_final(self, role: str, start: float, end: float, n_words: int) -> None:
-        self._words[role] = self._words.get(role, 0) + n_words
-        self._final_s[role] = self._final_s.get(role, 0.0) + max(0.0, end - start)
+        """A final transcript: ``n_words`` words (Chinese: characters) spoken in [start, end]."""
+        if end > start and n_words > 0:
+            self._words[role] = self._words.get(role, 0) + int(n_words)
+            self._final_s[role] = self._final_s.get(role, 0.0) + (end - start)
 
     def advance(self, now: float) -> None:
-        self.now = max(self.now, now)
-        self.longest_silence = max(self.longest_silence, self.current_silence)
+        """Clock tick (media time)."""
+        self.now = max(self.now, float(now))
+        self._prune()
 
     def _prune(self) -> None:
         horizon = self.now - WINDOW_S
+        if not self._union or self._union[0][1] >= horizon:
+            return
+        keep = bisect.bisect_left(self._union, (horizon, horizon))
+        while keep > 0 and self._union[keep - 1][1] >= horizon:
+            keep -= 1
+        cursor = self._pruned_end
+        for s, e in self._union[:keep]:
+            self._settled_longest = max(self._settled_longest, s - cursor)
+            cursor = max(cursor, e)
+        self._pruned_end = cursor
+        del self._union[:keep]
         for role, ivs in self._iv.items():
             if ivs and ivs[0][1] < horizon:
                 self._iv[role] = [iv for iv in ivs if iv[1] >= horizon]
+        self._gaps = None
 
     # ---- live values -------------------------------------------------------------------------
-    def _all(self) -> list[tuple[float, float]]:
-        return sorted(iv for ivs in self._iv.values() for iv in ivs)
-
     def silence_before(self, start: float) -> float:
-        """Mutual silence that ended at ``start`` (0 if someone was speaking then)."""
-        last_end = 0.0
-        for s0, e0 in self._all():
-            if s0 >= start:
-                break
-            if e0 > start:
-                return 0.0
-            last_end = max(last_end, e0)
-        return max(0.0, start - last_end)
+        """Mutual silence that ended at ``start`` (0 if someone else was speaking then)."""
+        i = bisect.bisect_right(self._union, (start + _TOL, float("inf")))
+        if i == 0:
+            return max(0.0, start - self._pruned_end)
+        s, e = self._union[i - 1]
+        if s < start - _TOL:  # speech began before `start`: silent only if it ended by then
+            return 0.0 if e > start + _TOL else max(0.0, start - e)
+        prev_end = self._union[i - 2][1] if i >= 2 else self._pruned_end
+        return max(0.0, start - prev_end)
 
     @property
     def current_silence(self) -> float:
-        """Mutual silence up to ``now`` since the last speech that ended (speech still in
-        progress is only known when its utterance ends)."""
+        """Mutual silence from the end of the latest known speech to ``now``. Speech still in
+        progress is known only when its utterance closes, so this can run ahead meanwhile."""
         return max(0.0, self.now - self._last_end)
+
+    @property
+    def longest_silence(self) -> float:
+        """Longest mutual silence so far, the one still going on included."""
+        if self._gaps is None:
+            cursor, best = self._pruned_end, 0.0
+            for s, e in self._union:
+                best = max(best, s - cursor)
+                cursor = max(cursor, e)
+            self._gaps = best
+        return max(self._settled_longest, self._gaps, self.current_silence)
 
     def overtalk_at(self, start: float, role: str) -> float:
         """How long this role's turn starting at ``start`` overlapped the other party already speaking."""
-        if role not in ("agent", "customer"):
+        if role not in PARTIES:
             return 0.0
-        other = "customer" if role == "agent" else "agent"
-        mine_end = next((e for s, e in self._iv.get(role, []) if abs(s - start) < 0.05), None)
+        other = PARTIES[1] if role == PARTIES[0] else PARTIES[0]
+        mine_end = next((e for s, e in self._iv.get(role, ()) if s - _TOL <= start < e), None)
         best = 0.0
-        for s0, e0 in self._iv.get(other, []):
-            if s0 < start < e0:
+        for s0, e0 in self._iv.get(other, ()):
+            if s0 >= start:
+                break
+            if e0 > start:
                 best = max(best, min(e0, mine_end if mine_end is not None else e0) - start)
         return best
 
     @property
     def agent_talk_ratio(self) -> float:
-        total = sum(self.talk_time.get(r, 0.0) for r in ("agent", "customer"))
+        total = sum(self.talk_time.get(r, 0.0) for r in PARTIES)
         return self.talk_time.get("agent", 0.0) / total if total else 0.0
 
     @property
