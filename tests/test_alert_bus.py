@@ -40,6 +40,8 @@ def test_filters_and_drop_oldest():
 @pytest.mark.parametrize(("query", "passes"), [
     ({"severity": ["high+"]}, ["a1", "a3"]),
     ({"severity": ["medium,critical"]}, ["a2", "a3"]),
+    ({"severity": ["medium", "critical+"]}, ["a2", "a3"]),  # medium, or critical and above
+    ({"severity": ["high "]}, ["a1", "a3"]),  # "high+" in a URL decodes to "high "
     ({"agent": ["a-117"]}, ["a1", "a2"]),  # a1 from the call metadata, a2 from the alert's own metadata
     ({"call_id": ["c2"], "api_key": ["k"]}, ["a3"]),
     ({"label": ["x.y"], "category": ["compliance"]}, ["a1", "a2", "a3"]),

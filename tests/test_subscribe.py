@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from websockets.asyncio.client import connect
@@ -26,10 +27,10 @@ def transcript(call_id: str, text: str) -> Transcript:
                       end=1.0, text=text)
 
 
-async def _with_server(handler, client):
+async def _with_server(handler, client, path: str = "/"):
     async with serve(handler, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
-        async with connect(f"ws://127.0.0.1:{port}") as ws:
+        async with connect(f"ws://127.0.0.1:{port}{path}") as ws:
             return await asyncio.wait_for(client(ws), 10)
 
 
@@ -44,8 +45,8 @@ async def _until(predicate):
 def test_alert_subscription_filters_and_reports_drops():
     bus = AlertBus(2)
 
-    async def handler(ws):
-        await serve_alert_subscription(ws, bus, {"severity": ["high+"], "api_key": ["k"]})
+    async def handler(ws):  # as the server does it: the query string of the upgrade request
+        await serve_alert_subscription(ws, bus, parse_qs(urlsplit(ws.request.path).query))
 
     async def client(ws):
         hello = json.loads(await ws.recv())
@@ -57,7 +58,7 @@ def test_alert_subscription_filters_and_reports_drops():
         gone = await _until(lambda: bus.stats()["subscribers"] == 0)
         return hello, got, gone
 
-    hello, got, gone = asyncio.run(_with_server(handler, client))
+    hello, got, gone = asyncio.run(_with_server(handler, client, "/v1/alerts?severity=high+&api_key=k"))
     assert hello == {"type": "subscribed", "filters": {"min_severity": "high"}}
     assert got[0] == {"type": "dropped", "count": 3}
     assert [g["alert_id"] for g in got[1:]] == ["a5", "a6"] and got[1]["type"] == "alert"

@@ -28,7 +28,8 @@ class SubscriptionClosed(Exception):
 
 @dataclass(frozen=True)
 class AlertFilter:
-    """Empty sets match everything; ``min_severity`` keeps that level and above.
+    """Empty sets match everything. Different fields combine with AND, values of one field with
+    OR; a severity passes if it is in ``severities`` or at least ``min_severity``.
 
     ``queue`` and ``agent`` are read from the call's metadata (``queue``; ``agent_id`` or
     ``agent``), falling back to the alert's own metadata.
@@ -56,9 +57,15 @@ class AlertFilter:
                 out.update(x.strip() for x in str(v).split(",") if x.strip())
             return frozenset(out)
 
-        sev = set(values("severity"))
-        mins = {s[:-1] for s in sev if s.endswith("+")} | set(values("min_severity"))
-        sev -= {s for s in sev if s.endswith("+")}
+        sev: set[str] = set()
+        mins = set(values("min_severity"))
+        for v in query.get("severity", ()):
+            for x in str(v).split(","):
+                # "high+" means high and above; an unencoded "+" arrives decoded as a space
+                if x.strip() and (x.endswith(("+", " "))):
+                    mins.add(x.strip().rstrip("+").strip())
+                elif x.strip():
+                    sev.add(x.strip())
         bad = sorted((sev | mins) - set(SEVERITY_ORDER))
         if bad:
             raise ValueError(f"unknown severity {', '.join(bad)}; use {', '.join(SEVERITY_ORDER)}")
@@ -71,9 +78,9 @@ class AlertFilter:
             return False
         if self.labels and alert.label not in self.labels:
             return False
-        if self.severities and alert.severity not in self.severities:
-            return False
-        if self.min_severity and SEVERITY_ORDER.get(alert.severity, 0) < SEVERITY_ORDER[self.min_severity]:
+        if (self.severities or self.min_severity) and not (
+                alert.severity in self.severities
+                or (self.min_severity and SEVERITY_ORDER.get(alert.severity, -1) >= SEVERITY_ORDER[self.min_severity])):
             return False
         if self.call_ids and alert.call_id not in self.call_ids:
             return False
