@@ -103,6 +103,11 @@ def test_hub_names(name: str, multilingual: bool) -> None:
     assert resolve_model(name) == ModelInfo(name, None, multilingual, "hub")
 
 
+def test_hub_repo_id() -> None:
+    info = resolve_model("Systran/faster-whisper-small")
+    assert (info.source, info.path) == ("hub", None)
+
+
 def test_hub_model_offline_raises_model_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import huggingface_hub.constants
 

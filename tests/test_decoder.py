@@ -240,9 +240,6 @@ def test_mandarin_detected_and_simplified(zh_results: list[tuple[str, DecodeRequ
     assert error_rate([r for r, _, _ in zh_results], [res.text for _, _, res in zh_results], language="zh") <= 0.25
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="decoder bug: Word.text comes from the tokenizer without clean_text, so Mandarin "
-                   "words can be traditional (廣州市…地產…協會 on the AISHELL clip) while the text is simplified")
 def test_mandarin_words_are_simplified_too(zh_results: list[tuple[str, DecodeRequest, DecodeResult]]) -> None:
     for _, _, res in zh_results:
         words = "".join(w.text for w in res.words)

@@ -265,9 +265,6 @@ def test_overloaded_at_high_water(patient: None, start: Callable[..., AsrSchedul
     assert not running.overloaded
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="scheduler: submit() refuses partials only when _busy_locked(), not when the queue "
-                   "is at high water, although the module docstring says none are accepted while overloaded")
 def test_partials_refused_at_high_water(patient: None, start: Callable[..., AsrScheduler], dec: RecordingDecoder,
                                         calls: Calls) -> None:
     running = start(max_queue=4)

@@ -18,7 +18,7 @@ from faster_whisper.tokenizer import Tokenizer
 from ..events import Word
 from ..settings import AsrSettings
 from .guards import compression_ratio, reject_reason, trim_repetition
-from .text import clean_text
+from .text import clean_text, to_simplified
 
 SAMPLE_RATE = 16000
 HOP = 160  # samples per mel frame (10 ms)
@@ -212,6 +212,8 @@ def _words(tok: Tokenizer, ids: list[int], al: Any, offset: float, duration: flo
         text = w.strip()
         if not text:
             continue
+        if _is_cjk(text):
+            text = to_simplified(text)
         if out and not w.startswith(" ") and k > 0 and not _is_cjk(text):  # punctuation: merge left
             last = out[-1]
             out[-1] = Word(last.text + text, last.start, max(last.end, offset + min(end, duration)),

@@ -48,33 +48,49 @@ def _tokens(text: str) -> list[tuple[str, int, int]]:
 
 
 def trim_repetition(text: str, min_tail: int = 4, min_period: int = 3, max_loops: int = 3) -> tuple[str, bool]:
-    """Cut a hypothesis that starts repeating itself; returns (text, trimmed?).
+    """Cut a hypothesis that starts repeating itself; returns (text, trimmed?). Idempotent.
 
-    A tail of ≥ ``min_tail`` words that repeats the words ``period`` ≥ ``min_period`` positions
-    earlier ("X. X." / "X. X-prefix" / "Y Z Y Z Y") is cut at its first repeat. Short loops
-    (2-word n-grams repeated more than ``max_loops`` times) keep one copy. "no, no, no" stays.
+    - a tail of ≥ ``min_tail`` words that repeats the words ``period`` ≥ ``min_period`` positions
+      earlier ("X. X." / "X. X-prefix", the last word possibly cut off mid-word) is cut;
+    - an immediate repeat of ≥ ``min_tail`` words followed by at most 3 stray words is cut;
+    - three copies in a row of a 2+ word span keep one copy; single-word loops longer than
+      ``max_loops`` + 2 keep one. "no, no, no" and "thank you thank you" stay.
     """
+    out, cut = text, False
+    while True:
+        nxt, changed = _trim_once(out, min_tail, min_period, max_loops)
+        if not changed:
+            return out, cut
+        out, cut = nxt, True
+
+
+def _trim_once(text: str, min_tail: int, min_period: int, max_loops: int) -> tuple[str, bool]:
     toks = _tokens(text)
     words = [t[0] for t in toks]
     n = len(words)
+
+    def cut(i: int) -> tuple[str, bool]:
+        return text[: toks[i][1]].rstrip(" ,;、，"), True
+
+    def same(a: str, b: str, last: bool) -> bool:
+        return a == b or (last and len(b) < len(a) and a.startswith(b))  # b: a word cut off mid-way
+
     for i in range(min_period, n - min_tail + 1):
         tail = n - i
         for j in range(0, i - min_period + 1):
-            if all(words[j + k] == words[i + k] for k in range(tail)):
-                return text[: toks[i][1]].rstrip(" ,;、，"), True
-    # an immediate repeat of ≥ min_tail words, then at most 3 stray words ("X. X. That's all,")
+            if all(same(words[j + k], words[i + k], k == tail - 1) for k in range(tail)):
+                return cut(i)
     for p in range(min_tail, n // 2 + 1):
         for i in range(p, n - p + 1):
             if n - (i + p) <= 3 and words[i:i + p] == words[i - p:i]:
-                return text[: toks[i][1]].rstrip(" ,;、，"), True
-    for size in (1, 2):
-        for i in range(0, n - size * (max_loops + 1) + 1):
-            gram = words[i:i + size]
-            reps = 1
-            while words[i + reps * size: i + (reps + 1) * size] == gram:
-                reps += 1
-            if reps > max_loops + (2 if size == 1 else 0):
-                return text[: toks[i + size - 1][2]], True
+                return cut(i)
+    for p in range(2, n // 3 + 1):
+        for i in range(p, n - 2 * p + 1):
+            if words[i - p:i] == words[i:i + p] == words[i + p:i + 2 * p]:
+                return cut(i)
+    for i in range(0, n - (max_loops + 2)):
+        if len(set(words[i:i + max_loops + 3])) == 1:
+            return text[: toks[i][2]], True
     return text, False
 
 

