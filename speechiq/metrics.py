@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -33,6 +35,24 @@ class EngineMetrics:
         self.alerts = Counter("speechiq_alerts_total", "Alerts emitted", ["category", "state"], registry=r)
         self.events_dropped = Counter("speechiq_client_events_dropped_total",
                                       "Events dropped for slow clients", ["kind"], registry=r)
+
+        self.subscribers = Gauge("speechiq_alert_subscribers", "Open alert/tap subscriptions", ["kind"], registry=r)
+        self.bus_dropped = Gauge("speechiq_subscriber_dropped_total",
+                                 "Alerts/events dropped for slow subscribers (running total)", ["kind"], registry=r)
+        self.webhooks = Gauge("speechiq_webhooks", "Webhook deliveries (running totals) and queue", ["state"],
+                              registry=r)
+
+    def observe_fanout(self, bus: Any, tap: Any, webhooks: Any) -> None:
+        """Copy the fan-out components' counters into the registry (called on each scrape)."""
+        for kind, hub in (("alerts", bus), ("tap", tap)):
+            if hub is not None:
+                st = hub.stats()
+                self.subscribers.labels(kind).set(st.get("subscribers", 0))
+                self.bus_dropped.labels(kind).set(st.get("dropped", 0))
+        if webhooks is not None:
+            for state, value in webhooks.stats().items():
+                if isinstance(value, (int, float)):
+                    self.webhooks.labels(state).set(value)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

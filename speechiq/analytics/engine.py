@@ -8,6 +8,7 @@ kinds and their firing semantics are documented in docs/rules.md.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -417,11 +418,13 @@ class CallAnalytics:
     # ---- metrics and summary ---------------------------------------------------------------
     def _feed_metrics(self, u: Utt, score: float) -> None:
         try:
-            self.talk.on_final(u.role, u.start, u.end, len(u.text.split()) if u.lang == "en" else len(u.text))
+            self.talk.on_final(u.role, u.start, u.end, _word_count(u.text))
         except Exception:
             log.exception("call %s: talk metrics rejected a final", self.call_id)
         try:
-            label = "positive" if score > 0.05 else "negative" if score < -0.05 else "neutral"
+            from .sentiment import label_of
+
+            label = label_of(score)
             self.callmetrics.on_final(u.role, u.text, u.lang, _sentiment_value(score, label), u.start, u.end)
         except Exception:
             log.exception("call %s: call metrics rejected a final", self.call_id)
@@ -458,6 +461,15 @@ class _Sentiment:
 
 
 _SENTIMENT_CLS: Any = None
+
+
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
+_LATIN_WORD = re.compile(r"[A-Za-z0-9']+")
+
+
+def _word_count(text: str) -> int:
+    """Words for speech rate: Chinese characters count one each, plus Latin words."""
+    return len(_CJK_CHAR.findall(text)) + len(_LATIN_WORD.findall(text))
 
 
 def _sentiment_value(score: float, label: str) -> Any:

@@ -95,6 +95,10 @@ class SpeechIQServer:
         if path == "/healthz":
             return self._health(conn)
         if path == "/metrics":
+            e = self.engine
+            e.metrics.observe_fanout(e.bus, e.tap, e.webhooks)
+            if e.scheduler is not None:
+                e.metrics.asr_queue.set(e.scheduler.depth)
             return _http(conn, self.engine.metrics.render().decode(), "text/plain; version=0.0.4; charset=utf-8")
         if not self._route_exists(path):
             return conn.respond(HTTPStatus.NOT_FOUND, f"no endpoint at {path}\n")
