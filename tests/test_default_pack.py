@@ -1,0 +1,348 @@
+"""The bundled default pack: valid, covers the label vocabulary, general (no call-specific names),
+and behaves on sentences written for this test (not taken from the shared calls), in English and
+Mandarin, through the real CallAnalytics with the real lexicon sentiment scorer and talk metrics.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import yaml
+
+from speechiq.analytics.engine import CallAnalytics
+from speechiq.analytics.sentiment import make_scorer
+from speechiq.events import Alert, Transcript
+from speechiq.rules import check_pack, compile_pack, default_pack_path, load_pack, rules_check_main
+from speechiq.rules import schema as S
+from speechiq.settings import AnalyticsSettings
+
+PACK_PATH = default_pack_path()
+# The labels of the call truth (shared/calls/README.md) plus the "not said" label the pack uses.
+CALL_VOCABULARY = {
+    "compliance.disclosure", "compliance.identity_check", "compliance.prohibited",
+    "escalation.supervisor_request", "escalation.churn_threat", "escalation.legal_threat",
+    "issue.billing", "issue.price", "issue.outage", "issue.damage", "issue.repeat_contact",
+    "process.error", "process.knowledge_gap", "process.transfer", "process.escalation",
+    "process.long_hold", "process.long_silence", "process.overtalk",
+    "sales.interest", "sales.offer", "sentiment.positive", "sentiment.negative", "sentiment.neutral",
+    "process.missing_disclosure",
+}
+# Names, companies and products of the shared test calls: a rule naming one is tuned to a call.
+DENYLIST = [
+    "Northwind", "北风", "Sarah", "John", "Miller", "Mark", "Jenna", "Daniel", "Ortiz", "Emma", "Robert",
+    "Hayes", "Karen", "Olivia", "Greg", "Thompson", "Willow", "Luis", "Alex", "Brian", "Tom", "Michael",
+    "Linda", "Park", "Chris", "小王", "李强", "小陈", "张伟", "李先生", "张先生", "彩铃", "medical alert",
+    "pendant", "gigabit", "fiber plan", "TV box", "investment add", "ring-back",
+]
+
+
+@pytest.fixture(scope="module")
+def pack() -> Any:
+    return compile_pack(load_pack(PACK_PATH))
+
+
+@pytest.fixture(scope="module")
+def scorer() -> Any:
+    return make_scorer(AnalyticsSettings())
+
+
+Turn = tuple[str, float, float, str]  # role, start, end, text
+
+
+def run_call(pack: Any, scorer: Any, turns: Sequence[Turn], *, lang: str, duration: float | None = None,
+             tick: float = 0.25) -> list[Alert]:
+    """Feed turns as a live session would (activity + final at each turn's end, clock ticks); the alerts
+    that are confirmed at the end (or provisional and never retracted)."""
+    ca = CallAnalytics("t", pack, language=lang, metadata={}, sentiment=scorer)
+    events: list[tuple[float, int, Any]] = []
+    for k, (role, start, end, text) in enumerate(turns):
+        ch = 0 if role == "agent" else 1
+        events.append((end, 0, ("act", (role, ch, start, end))))
+        events.append((end, 1, ("final", Transcript("t", ch, role, f"u{k}", True, start, end, text, language=lang))))
+    end_t = duration if duration is not None else max(t[2] for t in turns) + 1.0
+    events += [(i * tick, 2, ("tick", i * tick)) for i in range(1, int(end_t / tick) + 1)]
+    out: list[Alert] = []
+    for _, _, (kind, arg) in sorted(events, key=lambda e: (e[0], e[1])):
+        out += (ca.advance(arg) if kind == "tick" else ca.on_activity(*arg) if kind == "act"
+                else ca.on_transcript(arg))
+    out += ca.finish(end_t)[0]
+    last: dict[str, Alert] = {}
+    for a in out:
+        last[a.alert_id] = a
+    return [a for a in last.values() if a.state != "retracted"]
+
+
+def labels_of(pack: Any, scorer: Any, role: str, text: str, lang: str) -> set[str]:
+    """Labels raised on one utterance said mid-call (after an opening with the recording notice)."""
+    opening = "this call may be recorded for quality purposes" if lang == "en" else "本次通话可能会被录音"
+    turns = [("agent", 1.0, 4.0, opening), (role, 4.5, 8.0, text)]
+    return {a.label for a in run_call(pack, scorer, turns, lang=lang) if a.start >= 4.5}
+
+
+# ---- the pack as a file --------------------------------------------------------------------------
+def test_pack_checks_clean(capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_pack(PACK_PATH) == []  # no errors and no warnings
+    assert rules_check_main([str(PACK_PATH)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_every_rule_declares_a_vocabulary_label_and_description() -> None:
+    pack = load_pack(PACK_PATH)
+    for r in pack.rules:
+        assert r.label in S.LABELS, r.id
+        assert r.description, r.id
+    labels = {r.label for r in pack.rules if r.enabled}
+    assert labels >= CALL_VOCABULARY, CALL_VOCABULARY - labels
+
+
+def test_no_semantic_rules_so_no_embedding_cost() -> None:
+    assert not compile_pack(load_pack(PACK_PATH)).has_semantic
+
+
+def test_no_call_specific_names_in_the_pack() -> None:
+    text = PACK_PATH.read_text(encoding="utf-8")
+    for name in DENYLIST:
+        rx = re.escape(name) if not name.isascii() else r"\b" + re.escape(name) + r"\b"
+        assert not re.search(rx, text, re.IGNORECASE), f"pack names {name!r} from a test call"
+
+
+def _literals(node: Any) -> list[str]:
+    """Every literal phrase of the YAML tree (any_of lists)."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "any_of":
+                for items in (v.values() if isinstance(v, dict) else [v]):
+                    out += [str(x) for x in items]
+            else:
+                out += _literals(v)
+    elif isinstance(node, list):
+        for x in node:
+            out += _literals(x)
+    return out
+
+
+def test_phrases_are_short_patterns_not_copied_sentences() -> None:
+    phrases = _literals(yaml.safe_load(PACK_PATH.read_text(encoding="utf-8")))
+    assert len(phrases) > 300
+    for p in phrases:
+        assert len(p.split()) <= 7, p  # English: a few words, never a sentence
+        assert len(p) <= 24 or p.isascii(), p  # Chinese: a short expression
+
+
+# ---- behaviour on sentences written for this test ------------------------------------------------
+EN_CASES = [
+    # (role, text, labels that must fire, labels that must not)
+    ("agent", "Before we begin, please be aware this call is being recorded and may be monitored.",
+     {"compliance.disclosure"}, set()),
+    ("agent", "Calls on this line are recorded for training and security.", {"compliance.disclosure"}, set()),
+    ("agent", "I'll record your new address in the system now.", set(), {"compliance.disclosure"}),
+    ("agent", "For security, could you give me your date of birth and the postcode on file?",
+     {"compliance.identity_check"}, set()),
+    ("agent", "Can I have the last four digits of your social security number?", {"compliance.identity_check"}, set()),
+    ("agent", "Let me know if there's anything else I can help with.", set(), {"compliance.identity_check"}),
+    ("agent", "Honestly this fund is risk free, I guarantee you'll double your savings.",
+     {"compliance.prohibited"}, set()),
+    ("agent", "I can't guarantee the engineer will arrive before noon.", set(), {"compliance.prohibited"}),
+    ("customer", "This is going nowhere, put me through to your manager.", {"escalation.supervisor_request"}, set()),
+    ("customer", "I'd like to talk with a supervisor about this please.", {"escalation.supervisor_request"}, set()),
+    ("customer", "My manager at work needs the invoice by Friday.", set(), {"escalation.supervisor_request"}),
+    ("customer", "If you don't refund me I will be suing you, my attorney already has the paperwork.",
+     {"escalation.legal_threat"}, set()),
+    ("customer", "Fine, then I'm cancelling my contract and moving to another carrier.",
+     {"escalation.churn_threat"}, set()),
+    ("customer", "I moved over from my previous company last month and it's been good.", set(),
+     {"escalation.churn_threat"}),
+    ("customer", "There's a charge on my statement I don't recognize and I was billed twice for April.",
+     {"issue.billing"}, set()),
+    ("customer", "My monthly price went up by twenty dollars without any warning, it's too expensive now.",
+     {"issue.price"}, set()),
+    ("customer", "The wifi keeps dropping and since last night the internet is not working at all.",
+     {"issue.outage"}, set()),
+    ("customer", "The crew that came out scratched my floor and cracked the window frame.", {"issue.damage"}, set()),
+    ("customer", "I've called you three times already and it's still not resolved.", {"issue.repeat_contact"}, set()),
+    ("agent", "I'm honestly not certain how that works, I'll need to find out from the product team.",
+     {"process.knowledge_gap"}, set()),
+    ("agent", "Sorry, I'm not sure I caught that, could you repeat it?", set(), {"process.knowledge_gap"}),
+    ("agent", "Okay, I'm transferring you to our billing department now.", {"process.transfer"}, set()),
+    ("agent", "I'll raise a ticket with the network engineers and escalate it as urgent.",
+     {"process.escalation"}, set()),
+    ("agent", "You'd have to download the form, fill it in and fax it to our head office.", {"process.error"}, set()),
+    ("agent", "Sorry, a dispute can only be filed within twenty four hours of the payment.", {"process.error"}, set()),
+    ("customer", "Do you have a package with more channels? I'd like to sign up for it.", {"sales.interest"}, set()),
+    ("customer", "No thanks, I'm not interested in an upgrade.", set(), {"sales.interest"}),
+    ("agent", "Since you've been with us so long, I can offer you twenty percent off for the next six months.",
+     {"sales.offer"}, set()),
+    ("customer", "This is absolutely ridiculous, I'm really angry about how I've been treated.",
+     {"sentiment.negative"}, {"sentiment.positive"}),
+    ("customer", "Wonderful, you've been so helpful, thank you so much!", {"sentiment.positive"},
+     {"sentiment.negative"}),
+    ("customer", "Hmm, I'm not sure yet, I'll have to talk to my wife and let you know.", {"sentiment.neutral"},
+     {"sentiment.negative", "sentiment.positive"}),
+    ("customer", "What time does the store open on Saturdays?", set(),
+     {"sentiment.negative", "sentiment.positive", "sentiment.neutral", "issue.billing", "sales.interest"}),
+]
+
+ZH_CASES = [
+    ("agent", "您好，为了保证服务质量，本次通话将全程录音。", {"compliance.disclosure"}, set()),
+    ("agent", "我帮您把通话记录调出来看一下。", set(), {"compliance.disclosure"}),
+    ("agent", "麻烦您报一下机主姓名和身份证号码的后六位。", {"compliance.identity_check"}, set()),
+    ("agent", "请带上身份证去营业厅办理就可以了。", set(), {"compliance.identity_check"}),
+    ("agent", "这个理财产品稳赚不赔，完全零风险。", {"compliance.prohibited"}, set()),
+    ("customer", "你解决不了就把你们经理叫来。", {"escalation.supervisor_request"}, set()),
+    ("customer", "再不处理我就去法院起诉你们。", {"escalation.legal_threat"}, set()),
+    ("customer", "服务这么差，我要携号转网，换个运营商。", {"escalation.churn_threat"}, set()),
+    ("customer", "不用了，谢谢。", set(), {"escalation.churn_threat"}),
+    ("customer", "这个月莫名其妙多扣了我三十块钱话费。", {"issue.billing"}, set()),
+    ("customer", "你们套餐怎么又涨价了，太贵了。", {"issue.price"}, set()),
+    ("customer", "家里从昨天晚上开始就断网了，一直上不了网。", {"issue.outage"}, set()),
+    ("customer", "你们师傅装宽带的时候把我家地板弄坏了。", {"issue.damage"}, set()),
+    ("customer", "这个问题我已经打了好几次电话了。", {"issue.repeat_contact"}, set()),
+    ("agent", "这个问题我不太确定，我去问一下同事再回复您。", {"process.knowledge_gap"}, set()),
+    ("agent", "如果还有不清楚的地方，随时联系我们。", set(), {"process.knowledge_gap"}),
+    ("agent", "好的，我现在帮您转接到投诉专席。", {"process.transfer"}, set()),
+    ("agent", "我这边帮您提交给后台技术部门加急处理。", {"process.escalation"}, set()),
+    ("customer", "我想了解一下有没有更便宜的套餐，想办理一个。", {"sales.interest"}, set()),
+    ("agent", "现在办理新套餐前三个月免费，还赠送一百分钟通话。", {"sales.offer"}, set()),
+    ("customer", "你们这是什么服务，我非常生气，太过分了！", {"sentiment.negative"}, {"sentiment.positive"}),
+    ("customer", "太好了，非常感谢，你们的服务很专业。", {"sentiment.positive"}, {"sentiment.negative"}),
+    ("customer", "嗯，我再考虑一下吧，回头再说。", {"sentiment.neutral"}, {"sentiment.negative"}),
+]
+
+
+@pytest.mark.parametrize(("role", "text", "want", "avoid"), EN_CASES, ids=[c[1][:40] for c in EN_CASES])
+def test_english_sentences(pack: Any, scorer: Any, role: str, text: str, want: set[str], avoid: set[str]) -> None:
+    got = labels_of(pack, scorer, role, text, "en")
+    assert want <= got, (want - got, got)
+    assert not (avoid & got), (avoid & got)
+
+
+@pytest.mark.parametrize(("role", "text", "want", "avoid"), ZH_CASES, ids=[c[1][:16] for c in ZH_CASES])
+def test_mandarin_sentences(pack: Any, scorer: Any, role: str, text: str, want: set[str], avoid: set[str]) -> None:
+    got = labels_of(pack, scorer, role, text, "zh")
+    assert want <= got, (want - got, got)
+    assert not (avoid & got), (avoid & got)
+
+
+def test_asr_errors_survive_fuzzy_and_pinyin(pack: Any, scorer: Any) -> None:
+    # recogniser slips: a misspelt word in English, homophones in Mandarin (主管 → 主馆, 投诉 → 投素)
+    assert "escalation.supervisor_request" in labels_of(pack, scorer, "customer",
+                                                        "I want to speak to your supervisorr now", "en")
+    assert "escalation.supervisor_request" in labels_of(pack, scorer, "customer", "叫你们主馆过来", "zh")
+    assert "compliance.disclosure" in labels_of(pack, scorer, "agent", "本次通话将被路音", "zh")
+
+
+def test_role_matters(pack: Any, scorer: Any) -> None:
+    # the agent saying "supervisor" is not a customer request; a customer saying "transfer you" is no transfer
+    assert "escalation.supervisor_request" not in labels_of(pack, scorer, "agent",
+                                                            "Let me get my supervisor for you.", "en")
+    assert "process.transfer" not in labels_of(pack, scorer, "customer", "Don't transfer me again.", "en")
+
+
+# ---- the recording-notice deadline, in media time ------------------------------------------------
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_deadline_fires_at_20s_without_disclosure(pack: Any, scorer: Any, lang: str) -> None:
+    greet = "Hi, thanks for calling, how can I help?" if lang == "en" else "您好，请问有什么可以帮您？"
+    ask = "I have a question about my plan." if lang == "en" else "我想问一下我的套餐。"
+    ca = CallAnalytics("d", pack, language=lang, metadata={}, sentiment=scorer)
+    for role, s, e, text in [("agent", 1.0, 4.0, greet), ("customer", 4.5, 8.0, ask)]:
+        ch = 0 if role == "agent" else 1
+        ca.on_activity(role, ch, s, e)
+        ca.on_transcript(Transcript("d", ch, role, f"{role}{s}", True, s, e, text, language=lang))
+    early = [a for t in (10.0, 15.0, 19.75) for a in ca.advance(t)]
+    assert not [a for a in early if a.label == "process.missing_disclosure"]
+    due = ca.advance(20.0)
+    missing = [a for a in due if a.label == "process.missing_disclosure"]
+    assert len(missing) == 1
+    a = missing[0]
+    assert (a.rule_id, a.state, a.media_time, a.start, a.end) == ("recording_disclosure_deadline", "confirmed",
+                                                                  20.0, 20.0, 20.0)
+    assert a.role == "agent" and a.text == ""
+    assert not [x for x in ca.advance(40.0) if x.rule_id == "recording_disclosure_deadline"]  # once
+    end_alerts, _ = ca.finish(45.0)
+    assert [x.rule_id for x in end_alerts if x.label == "process.missing_disclosure"] == ["recording_disclosure_never"]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_no_missing_disclosure_when_given(pack: Any, scorer: Any, lang: str) -> None:
+    notice = ("Hello, just so you know, calls are recorded for quality. How can I help?" if lang == "en"
+              else "您好，本次通话会被录音，请问有什么可以帮您？")
+    turns = [("agent", 1.0, 6.0, notice), ("customer", 6.5, 9.0, "Thanks." if lang == "en" else "好的。")]
+    alerts = run_call(pack, scorer, turns, lang=lang, duration=60.0)
+    assert "process.missing_disclosure" not in {a.label for a in alerts}
+    assert "compliance.disclosure" in {a.label for a in alerts}
+
+
+def test_late_disclosure_still_counts_as_missed_deadline(pack: Any, scorer: Any) -> None:
+    turns = [("agent", 1.0, 4.0, "Hi, how can I help?"), ("customer", 4.5, 20.5, "I have a long story " * 8),
+             ("agent", 24.0, 27.0, "Before we go on, this call may be recorded.")]
+    alerts = run_call(pack, scorer, turns, lang="en", duration=40.0)
+    assert [a.rule_id for a in alerts if a.label == "process.missing_disclosure"] == ["recording_disclosure_deadline"]
+
+
+def test_short_call_without_disclosure_caught_at_call_end(pack: Any, scorer: Any) -> None:
+    turns = [("agent", 1.0, 3.0, "Support desk, how can I help?"), ("customer", 3.5, 6.0, "Wrong number, sorry.")]
+    alerts = run_call(pack, scorer, turns, lang="en", duration=8.0)
+    assert [a.rule_id for a in alerts if a.label == "process.missing_disclosure"] == ["recording_disclosure_never"]
+
+
+# ---- order, holds, silence, over-talk -----------------------------------------------------------
+def test_account_details_before_verification(pack: Any, scorer: Any) -> None:
+    rec = ("agent", 1.0, 4.0, "This call is recorded.")
+    early = [rec, ("customer", 4.5, 7.0, "How much do I owe?"),
+             ("agent", 7.5, 10.0, "Your current balance is three hundred and twelve dollars.")]
+    got = run_call(pack, scorer, early, lang="en")
+    assert any(a.rule_id == "account_details_before_verification" for a in got)
+    verified = [rec, ("customer", 4.5, 7.0, "How much do I owe?"),
+                ("agent", 7.5, 10.0, "Sure, can you confirm your full name and date of birth first?"),
+                ("customer", 10.5, 13.0, "Jane Doe, first of May."),
+                ("agent", 13.5, 16.0, "Thanks. Your current balance is three hundred and twelve dollars.")]
+    assert not any(a.rule_id == "account_details_before_verification"
+                   for a in run_call(pack, scorer, verified, lang="en"))
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_long_hold_after_hold_phrase(pack: Any, scorer: Any, lang: str) -> None:
+    hold = "Let me look into that, bear with me please." if lang == "en" else "好的，我帮您查一下，请您稍等。"
+    back = "Thanks for waiting, I found the problem." if lang == "en" else "让您久等了，问题已经查到了。"
+    turns = [("agent", 1.0, 4.0, "This call is recorded." if lang == "en" else "本次通话会被录音。"),
+             ("agent", 5.0, 8.0, hold), ("agent", 38.0, 41.0, back)]
+    alerts = run_call(pack, scorer, turns, lang=lang)
+    holds = [a for a in alerts if a.label == "process.long_hold"]
+    assert [(a.start, a.role) for a in holds] == [(38.0, "agent")]
+    assert not [a for a in alerts if a.label == "process.long_silence"]  # a hold is not dead air
+
+
+def test_dead_air_is_long_silence(pack: Any, scorer: Any) -> None:
+    turns = [("agent", 1.0, 4.0, "This call is recorded. Can you make a payment today?"),
+             ("customer", 14.0, 16.0, "I suppose so."), ("agent", 16.5, 18.0, "Great."),
+             ("customer", 20.0, 22.0, "Okay.")]  # a 2 s pause is no long silence
+    alerts = run_call(pack, scorer, turns, lang="en")
+    assert [(a.label, a.start) for a in alerts if a.label.startswith("process.long")] == [
+        ("process.long_silence", 14.0)]
+
+
+def test_overtalk(pack: Any, scorer: Any) -> None:
+    turns = [("agent", 1.0, 4.0, "This call is recorded."),
+             ("agent", 5.0, 10.0, "So what I would suggest is that we look at the router settings together"),
+             ("customer", 8.8, 12.0, "No, no, I already did all that"),
+             ("agent", 12.6, 14.0, "Alright.")]
+    alerts = run_call(pack, scorer, turns, lang="en")
+    assert [(a.start, a.role) for a in alerts if a.label == "process.overtalk"] == [(8.8, "customer")]
+
+
+def test_negative_trend(pack: Any, scorer: Any) -> None:
+    lines = ["This is terrible, nothing works.", "I'm so annoyed, I've wasted the whole day.",
+             "Honestly this is the worst service I've ever had."]
+    turns: list[Turn] = [("agent", 1.0, 3.0, "This call is recorded.")]
+    t = 3.5
+    for line in lines:
+        turns.append(("customer", t, t + 3.0, line))
+        turns.append(("agent", t + 3.5, t + 5.0, "I see."))
+        t += 5.5
+    alerts = run_call(pack, scorer, turns, lang="en")
+    trend = [a for a in alerts if a.rule_id == "customer_negative_trend"]
+    assert len(trend) == 1 and trend[0].label == "sentiment.negative"
