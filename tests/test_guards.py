@@ -35,6 +35,10 @@ def reason(text: str, nsp: float = 0.01, avg: float = -0.2, ratio: float | None 
     ("欢迎大家来体验，欢迎大家来体验，欢迎大家来体验", "欢迎大家来体验"),
     # a one-word loop is cut to a short run
     ("the the the the the the the the the the the", "the the the"),
+    # three copies of a short span keep one
+    ("Thank you thank you thank you", "Thank you"),
+    # an immediate repeat followed by a few stray words
+    ("I'll go and look for the form. I'll go and look for the form. That's all,", "I'll go and look for the form."),
 ])
 def test_trim_cuts_repetition(text: str, expected: str) -> None:
     assert trim_repetition(text) == (expected, True)
@@ -70,7 +74,8 @@ def test_trim_restart_ending_in_a_partial_word() -> None:
 
 
 WORDS = st.sampled_from(["no", "yes", "thank", "you", "the", "bill", "is", "it", "safe?", "Okay,", "我", "想", "问"])
-TEXTS = st.lists(WORDS, max_size=24).map(" ".join) | st.text(max_size=60)
+TEXTS = (st.lists(WORDS, max_size=24).map(" ".join) | st.text(max_size=60)
+         | st.lists(st.sampled_from(["a", "b", "c", "ab"]), max_size=18).map(" ".join))  # many repeats
 
 
 @settings(max_examples=300, deadline=None)
