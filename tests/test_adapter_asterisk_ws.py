@@ -76,6 +76,7 @@ def test_slin_partial_sample_is_carried() -> None:
     ('{"no_event": 1}', "invalid_message"),
     ("   ", "invalid_message"),
     ("MEDIA_START format:ulaw", "invalid_start"),
+    ('{"event": "MEDIA_START", "connection_id": "c1\\n", "format": "ulaw"}', "invalid_start"),
 ])
 def test_errors(first: str, code: str) -> None:
     with pytest.raises(ProtocolError) as e:
@@ -93,6 +94,11 @@ def test_media_before_start_and_second_start() -> None:
         a.feed_text(PLAIN)
     with pytest.raises(ProtocolError, match="DTMF"):
         a.feed_text("DTMF_END digit:xx")
+    with pytest.raises(ProtocolError, match="DTMF"):
+        a.feed_text('{"event": "DTMF_END", "digit": "5\\n"}')
+    with pytest.raises(ProtocolError) as e:
+        AsteriskWsAdapter(params={"join": "call-1\n"}).feed_text(PLAIN)
+    assert e.value.code == "invalid_join_key"
 
 
 def test_parse_control_forms() -> None:

@@ -227,6 +227,18 @@ def test_bad_audio_and_order() -> None:
         assert e.value.code == code
 
 
+def test_position_is_required_and_the_session_id_must_be_usable() -> None:
+    a, _ = opened()
+    with pytest.raises(ProtocolError) as e:
+        a.feed_text(json.dumps({"version": "2", "id": SID, "type": "ping", "seq": 2, "serverseq": 1,
+                                "parameters": {}}))
+    assert e.value.code == "invalid_message"
+    bad = AudioHookAdapter()
+    with pytest.raises(ProtocolError) as e:
+        Client(bad, session="a b\n").open()
+    assert e.value.code == "invalid_open"
+
+
 def test_transport_loss_without_close() -> None:
     a, _ = opened()
     (end,) = a.transport_closed(1006)
@@ -242,7 +254,13 @@ def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "P", "PT", "12S", "PT-1S", "PTS", None, 5])
+@pytest.mark.parametrize(("text", "seconds"), [("PT.5S", 0.5), ("PT5.S", 5.0)])
+def test_durations_the_reference_also_reads(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "12S", "PT-1S", "PTS", None, 5, "PT1S\n", "PT\u0661S",
+                                  "PT" + "9" * 400 + "S", "P" + "9" * 5000 + "D", "PT10000000S"])
 def test_bad_durations(text: Any) -> None:
     with pytest.raises(ProtocolError):
         parse_duration(text)
@@ -296,6 +314,7 @@ def test_fuzz_never_raises_anything_but_protocol_errors(text: str, data: bytes) 
        st.dictionaries(st.sampled_from(["start", "discarded", "language", "media", "reason", "organizationId",
                                         "conversationId", "participant", "code", "continuedSessions"]),
                        st.none() | st.integers() | st.text(max_size=12) | st.lists(st.integers(), max_size=2)
+                       | st.sampled_from(["PT" + "9" * 400 + "S", "P" + "9" * 5000 + "D", "PT\u00b2S", "PT0.3S"])
                        | st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2), max_size=5))
 def test_fuzz_parameters(kind: str, params: dict[str, Any]) -> None:
     fresh = AudioHookAdapter()

@@ -83,11 +83,25 @@ def test_join_key_from_uri() -> None:
     ("{}", {"call_id": "has spaces"}, "invalid_call_id"),
     ("{}", {"rate": "fast"}, "unsupported_sample_rate"),
     ("{}", {"role": "boss"}, "invalid_role"),
+    ('{"sampleRate": "' + "9" * 5000 + '"}', {}, "unsupported_sample_rate"),
+    ('{"sampleRate": "\u00b2"}', {}, "unsupported_sample_rate"),
+    ("{}", {"call_id": "c1\n"}, "invalid_call_id"),
+    ("{}", {"join": "leg\n"}, "invalid_join_key"),
 ])
 def test_errors(first: str, params: dict[str, str], code: str) -> None:
     with pytest.raises(ProtocolError) as e:
         ForkAdapter(params=params).feed_text(first)
     assert e.value.code == code
+
+
+def test_dtmf_digit_must_be_exactly_one_key() -> None:
+    a = ForkAdapter()
+    a.feed_text('{"callSid": "c", "sampleRate": 8000, "mixType": "mono"}')
+    assert a.feed_text('{"event": "dtmf", "dtmf": "#"}') == [Dtmf(digit="#")]
+    for digit in ("5\n", "12", ""):
+        with pytest.raises(ProtocolError) as e:
+            a.feed_text(json.dumps({"event": "dtmf", "dtmf": digit}))
+        assert e.value.code == "invalid_dtmf"
 
 
 def test_config_validation_and_end() -> None:

@@ -168,6 +168,29 @@ def test_media_before_start_bad_payloads_and_binary() -> None:
     assert e.value.code == "unknown_track"
 
 
+@pytest.mark.parametrize("value", ["²", "١٢", "9" * 5000, " ", "-5", -5, 1e300, 10**16, True, "12.5"])
+def test_numeric_fields_are_ascii_bounded_non_negative_integers(value: object) -> None:
+    a = started()
+    msg = json.loads(media("inbound", 0))
+    msg["media"]["timestamp"] = value
+    with pytest.raises(ProtocolError) as e:
+        a.feed_text(json.dumps(msg))
+    assert e.value.code == "invalid_field" and e.value.close_code == 1007
+
+
+def test_dtmf_digit_and_call_id_must_match_exactly() -> None:
+    a = started()
+    for digit in ("5\n", "55", ""):
+        with pytest.raises(ProtocolError) as e:
+            a.feed_text(json.dumps({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": digit}}))
+        assert e.value.code == "invalid_dtmf"
+    bad = start_msg()
+    bad["start"]["callSid"] = "CA1\n"
+    with pytest.raises(ProtocolError) as e:
+        TwilioAdapter().feed_text(json.dumps(bad))
+    assert e.value.code == "invalid_start"
+
+
 @pytest.mark.parametrize("encoding", ["audio/x-opus", "G722", "AMR-WB"])
 def test_unsupported_codecs_are_refused(encoding: str) -> None:
     with pytest.raises(ProtocolError) as e:
@@ -246,7 +269,10 @@ def test_fuzz_text_raises_only_protocol_errors(text: str) -> None:
         a.feed_text(text)
 
 
-_json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+# values that once crashed int(): non-ASCII digits, numbers beyond int()'s 4300-digit limit, huge floats
+TRICKY = ["²", "١٢", "9" * 5000, "5\n", "-1", "1e400", "inbound_track", "PCMU", "audio/x-l16;rate=16000"]
+_json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10)
+                            | st.sampled_from(TRICKY) | st.sampled_from([1e300, -5, 10**16]),
                             lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
                             max_leaves=10)
 

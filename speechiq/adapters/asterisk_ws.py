@@ -32,8 +32,8 @@ FORMATS: dict[str, tuple[Encoding, int]] = {
 EVENTS = frozenset({"MEDIA_START", "DTMF_END", "DTMF_BEGIN", "MEDIA_XOFF", "MEDIA_XON", "STATUS",
                     "MEDIA_BUFFERING_COMPLETED", "MEDIA_MARK_PROCESSED", "QUEUE_DRAINED", "ERROR"})
 MAX_MESSAGE = 65500
-_KEY = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
-_DTMF = re.compile(r"^[0-9A-Da-d*#]$")
+_KEY = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}")
+_DTMF = re.compile(r"[0-9A-Da-d*#]")
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class AsteriskWsAdapter(Adapter):
             raise _err("not_started", f"{event} before MEDIA_START")
         if event == "DTMF_END":
             digit = str(msg.get("digit", ""))
-            if not _DTMF.match(digit):
+            if not _DTMF.fullmatch(digit):
                 raise _err("invalid_dtmf", f"DTMF digit must be one of 0-9 A-D * #, got {digit!r}",
                            CLOSE_INVALID_PAYLOAD)
             return [Dtmf(digit=digit, channel=0)]
@@ -134,10 +134,10 @@ class AsteriskWsAdapter(Adapter):
             raise _err("invalid_role", str(exc)) from exc
         connection = str(msg.get("connection_id") or "")
         channel_id = str(msg.get("channel_id") or "")
-        if join is not None and not _KEY.match(join):
+        if join is not None and not _KEY.fullmatch(join):
             raise _err("invalid_join_key", "join key must be 1-128 characters of A-Z a-z 0-9 _ . : @ + -")
         call_id = join or channel_id or connection
-        if not call_id or not _KEY.match(call_id):
+        if not call_id or not _KEY.fullmatch(call_id):
             raise _err("invalid_start", "MEDIA_START names no usable connection_id/channel_id")
         meta: dict[str, Any] = {
             "platform": "asterisk", "connection_id": connection, "channel": msg.get("channel"),

@@ -35,7 +35,11 @@ FORMATS = {"PCMU": Encoding.MULAW, "L16": Encoding.PCM16}
 SAMPLE_RATES = (8000, 16000)
 CHANNEL_NAMES = ("external", "internal")
 REQUIRED_HEADERS = ("audiohook-organization-id", "audiohook-session-id", "audiohook-correlation-id", "x-api-key")
-_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+# PT12.34S as Genesys writes it (the reference also reads "PT5.S" and "PT.5S"); D/H/M tolerated.
+_DURATION = re.compile(r"P(?:([0-9]{1,9})D)?(?:T(?:([0-9]{1,9})H)?(?:([0-9]{1,9})M)?"
+                       r"(?:([0-9]{1,15}(?:\.[0-9]{0,12})?|\.[0-9]{1,12})S)?)?")
+MAX_DURATION_S = (2**53 - 1) / 1e9  # the reference's limit: a safe integer of nanoseconds (~104 days)
+_SESSION_ID = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -60,11 +64,14 @@ def _err(code: str, message: str, close: int | None = CLOSE_POLICY_VIOLATION) ->
 
 def parse_duration(value: Any) -> float:
     """ISO-8601 duration as AudioHook writes it (``PT12.34S``, ``PT1M2S``) → seconds."""
-    m = _DURATION.match(value) if isinstance(value, str) else None
+    m = _DURATION.fullmatch(value) if isinstance(value, str) else None
     if m is None or value in ("P", "PT") or value.endswith("T"):
-        raise _err("invalid_duration", f"not an ISO-8601 duration: {value!r}", CLOSE_INVALID_PAYLOAD)
-    d, h, mi, s = m.groups()
-    return int(d or 0) * 86400 + int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0)
+        raise _err("invalid_duration", f"not an ISO-8601 duration: {str(value)[:40]!r}", CLOSE_INVALID_PAYLOAD)
+    d, h, mi, sec = m.groups()
+    seconds = int(d or 0) * 86400 + int(h or 0) * 3600 + int(mi or 0) * 60 + float(sec or 0)
+    if not seconds < MAX_DURATION_S:
+        raise _err("invalid_duration", f"duration {value!r} is too large", CLOSE_INVALID_PAYLOAD)
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -237,10 +244,12 @@ class AudioHookAdapter(Adapter):
         if msg.get("version") != VERSION:
             raise _err("unsupported_version", f"protocol version must be {VERSION!r}, got {msg.get('version')!r}")
         kind, seq, sseq = msg.get("type"), msg.get("seq"), msg.get("serverseq")
-        if not (isinstance(kind, str) and isinstance(msg.get("id"), str) and isinstance(msg.get("parameters"), dict)):
-            raise _err("invalid_message", "a message needs string 'type' and 'id' and an object 'parameters'")
-        if kind not in CLIENT_TYPES:
-            raise _err("unknown_type", f"{kind!r} is not a client message type")
+        if isinstance(kind, str) and kind not in CLIENT_TYPES:
+            raise _err("unknown_type", f"{kind[:40]!r} is not a client message type")
+        if not (isinstance(kind, str) and isinstance(msg.get("id"), str) and isinstance(msg.get("parameters"), dict)
+                and isinstance(msg.get("position"), str)):
+            raise _err("invalid_message", "a client message needs string 'type', 'id' and 'position' and an "
+                       "object 'parameters'")
         for name, value in (("seq", seq), ("serverseq", sseq)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise _err("invalid_message", f"'{name}' must be a non-negative integer")
@@ -257,6 +266,8 @@ class AudioHookAdapter(Adapter):
     def _on_open(self, msg: dict[str, Any]) -> list[IngestEvent]:
         if self.state != "idle":
             raise _err("duplicate_open", "the session is already open")
+        if not _SESSION_ID.fullmatch(str(self.session_id)):
+            raise _err("invalid_open", "the session id must be 1-128 characters of A-Z a-z 0-9 _ . : @ + -")
         p = msg["parameters"]
         org, conv = p.get("organizationId"), p.get("conversationId")
         participant = p.get("participant") or {}

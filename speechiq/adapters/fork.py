@@ -28,8 +28,8 @@ from .roles import lookup, parse_role, role_map
 SAMPLE_RATES = (8000, 16000, 24000, 32000, 48000, 64000)
 MIXES = ("mono", "mixed", "stereo")
 FLAVORS = ("auto", "freeswitch", "jambonz", "vonage")
-_KEY = re.compile(r"^[A-Za-z0-9_.:@+-]{1,128}$")
-_DTMF = re.compile(r"^[0-9A-Da-d*#]$")
+_KEY = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}")
+_DTMF = re.compile(r"[0-9A-Da-d*#]")
 _CALL_KEYS = ("call_id", "callSid", "call_sid", "uuid", "call_uuid", "conversation_uuid", "channel_uuid")
 _LIFTED = ("agent", "agent_id", "queue", "direction", "ani", "dnis", "from", "to", "campaign")
 
@@ -56,7 +56,7 @@ def _err(code: str, message: str, close: int | None = CLOSE_POLICY_VIOLATION) ->
 def _rate(value: Any) -> int | None:
     if value is None:
         return None
-    m = re.search(r"(\d+)\s*(k)?", str(value).lower())
+    m = re.search(r"([0-9]{1,9})\s*(k)?", str(value).lower()[:64])
     if not m:
         raise _err("unsupported_sample_rate", f"sample rate {value!r} is not a number", CLOSE_UNSUPPORTED_DATA)
     rate = int(m.group(1)) * (1000 if m.group(2) else 1)
@@ -101,7 +101,7 @@ class ForkAdapter(Adapter):
         event = msg.get("event")
         if event in ("dtmf", "websocket:dtmf"):
             digit = str(msg.get("digit", msg.get("dtmf", "")))
-            if not _DTMF.match(digit):
+            if not _DTMF.fullmatch(digit):
                 raise _err("invalid_dtmf", f"dtmf digit must be one of 0-9 A-D * #, got {digit!r}", None)
             duration = msg.get("duration")
             ok = isinstance(duration, (int, float)) and not isinstance(duration, bool) and 0 <= duration < 1e9
@@ -158,7 +158,7 @@ class ForkAdapter(Adapter):
         call_id = p.get("call_id") or next((str(meta[k]) for k in _CALL_KEYS if meta.get(k)), "")
         if not call_id:
             call_id = f"{self.platform}-{uuid.uuid4().hex[:12]}"
-        if not _KEY.match(call_id):
+        if not _KEY.fullmatch(call_id):
             raise _err("invalid_call_id", "call id must be 1-128 characters of A-Z a-z 0-9 _ . : @ + -")
         metadata: dict[str, Any] = {"platform": self.platform, "mix": mix,
                                     "fork_metadata": {k: v for k, v in meta.items() if k != "event"}}
@@ -169,7 +169,7 @@ class ForkAdapter(Adapter):
                     metadata.setdefault(key, source[key])
         join = p.get("join") or (inner.get("join_key") if isinstance(inner, dict) else None)
         if join:
-            if not isinstance(join, str) or not _KEY.match(join):
+            if not isinstance(join, str) or not _KEY.fullmatch(join):
                 raise _err("invalid_join_key", "join key must be 1-128 characters of A-Z a-z 0-9 _ . : @ + -")
             metadata["join_key"] = f"fork:{join}"
             metadata["leg_role"] = channels[0].role.value if len(channels) == 1 else "stereo"

@@ -25,7 +25,10 @@ from .roles import lookup, role_map
 DIALECTS = ("twilio", "signalwire", "telnyx", "exotel")
 EVENTS = frozenset({"connected", "start", "media", "dtmf", "mark", "stop", "error"})
 SAMPLE_RATES = (8000, 16000, 24000, 32000, 44100, 48000)
-_DTMF = re.compile(r"^[0-9A-Da-d*#]$")
+_DTMF = re.compile(r"[0-9A-Da-d*#]")
+_DIGITS = re.compile(r"[0-9]{1,15}")  # ASCII only: str.isdigit() also accepts '²' and 5000-digit numbers
+_MAX_INT = 10**15
+_CALL_ID = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}")
 _LANGS = {"en": "en", "zh": "zh", "auto": "auto"}
 _LIFTED = ("agent", "agent_id", "queue", "direction", "ani", "dnis", "campaign", "language")
 
@@ -40,7 +43,7 @@ class TwilioConfig:
     use_timestamps: bool = True  # False: media time from sample counts only
     default_tracks: tuple[str, ...] = ("inbound", "outbound")  # when ``start`` lists none (Telnyx)
     join_by_call: bool = True  # streams of one call (per-track forks) merge into one engine call
-    max_gap_s: float = 600.0  # a larger timestamp jump is a protocol error, not silence
+    max_gap_s: float = 4 * 3600.0  # a larger timestamp jump (> Twilio's longest call) is a protocol error
     max_text_bytes: int = 256 * 1024
     default_language: str = "auto"
 
@@ -60,15 +63,14 @@ def _int(value: Any, what: str) -> int | None:
     """JSON numbers and numeric strings (Twilio sends numbers as strings) → int; absent → None."""
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise _err("invalid_field", f"{what} must be a number, got {value!r}", CLOSE_INVALID_PAYLOAD)
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_INT:
         return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and 0 <= value <= _MAX_INT:
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         return int(value.strip())
-    raise _err("invalid_field", f"{what} must be a non-negative integer, got {value!r}", CLOSE_INVALID_PAYLOAD)
+    raise _err("invalid_field", f"{what} must be a non-negative integer, got {str(value)[:40]!r}",
+               CLOSE_INVALID_PAYLOAD)
 
 
 def parse_media_format(fmt: Mapping[str, Any]) -> tuple[Encoding, int]:
@@ -207,8 +209,9 @@ class TwilioAdapter(Adapter):
                              or _get(start, "streamSid", "stream_id", "stream_sid") or "")
         call_sid = str(_get(start, "callSid", "call_sid", "call_control_id") or "")
         call_id = call_sid or self.stream_id
-        if not call_id:
-            raise _err("invalid_start", "start carries neither a call id nor a stream id")
+        if not _CALL_ID.fullmatch(call_id):
+            raise _err("invalid_start", "start needs a call id or stream id of 1-128 characters of "
+                       "A-Z a-z 0-9 _ . : @ + -")
         raw_tracks = start.get("tracks")
         if raw_tracks is None:
             names = ["inbound"] if self.dialect == "exotel" else list(self.config.default_tracks)
@@ -330,7 +333,7 @@ class TwilioAdapter(Adapter):
         if not isinstance(body, dict):
             raise _err("invalid_dtmf", "'dtmf' must carry a 'dtmf' object", CLOSE_INVALID_PAYLOAD)
         digit = str(body.get("digit", ""))
-        if not _DTMF.match(digit):
+        if not _DTMF.fullmatch(digit):
             raise _err("invalid_dtmf", f"dtmf digit must be one of 0-9 A-D * #, got {digit!r}",
                        CLOSE_INVALID_PAYLOAD)
         track = self.tracks.get(_track_name(body.get("track")))
