@@ -186,9 +186,17 @@ def test_no_media_and_unsupported_media() -> None:
     a = AudioHookAdapter()
     assert Client(a).open([]) == []
     assert replies(a)[0]["parameters"]["media"] == []
+    b = AudioHookAdapter()
+    c = Client(b)
+    assert c.open([{**STEREO, "rate": 44100}]) == []  # refused in-protocol: opened (no media), disconnect
+    assert [(m["type"], m["seq"], m["parameters"].get("media")) for m in replies(b)] == [
+        ("opened", 1, []), ("disconnect", 2, None)]
+    assert b.refusal == "no_supported_media"
     with pytest.raises(ProtocolError) as e:
-        Client(AudioHookAdapter()).open([{**STEREO, "rate": 44100}])
-    assert e.value.code == "no_supported_media"
+        b.feed_bytes(bytes(2))
+    assert e.value.code == "unexpected_audio"
+    (end,) = c.send("close", {"reason": "disconnect"})
+    assert isinstance(end, CallEnd) and [m["type"] for m in replies(b)] == ["closed"]
 
 
 def test_supported_languages_and_continued_sessions() -> None:

@@ -161,6 +161,7 @@ class AudioHookAdapter(Adapter):
         self.discarded = 0.0
         self.client_errors: list[dict[str, Any]] = []
         self.close_reason = ""
+        self.refusal = ""  # why we sent `disconnect` after `opened` (the session carries no call)
         self._frame_bytes = 1
         self._closed_sent = False
 
@@ -285,10 +286,12 @@ class AudioHookAdapter(Adapter):
         self.state = "active"
         probe = conv == NIL_UUID and participant.get("id") == NIL_UUID
         if self.media is None:
-            if probe or offers == []:
-                return []  # connection probe / no audio wanted: nothing for the engine
-            raise _err("no_supported_media", "no offered media is PCMU/L16 8 or 16 kHz with external/internal "
-                       "channels", CLOSE_UNSUPPORTED_DATA)
+            if not (probe or offers == []):
+                # `opened` (no media) is already queued, so refuse in-protocol: the client then closes
+                self.refusal = "no_supported_media"
+                self._send("disconnect", {"reason": "error", "info": "no offered media is PCMU/L16 8 or 16 kHz "
+                                          "with external/internal channels"})
+            return []  # connection probe / no audio wanted / refused: nothing for the engine
         if probe:
             return []
         encoding = FORMATS[self.media["format"]]
