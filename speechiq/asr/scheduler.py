@@ -98,8 +98,8 @@ class AsrScheduler:
         job.enqueued_at = time.monotonic()
         shed: AsrJob | None = None
         with self._cond:
-            if self._stopping and not job.is_final:
-                return False
+            if self._stopping and (not job.is_final or not any(t.is_alive() for t in self._threads)):
+                return False  # stopped: nothing would decode it
             if job.is_final:
                 if len(self._finals) >= self.settings.max_queue:
                     self.metrics.refused_finals += 1
