@@ -98,6 +98,14 @@ def test_duplicates_and_late_frames_are_dropped() -> None:
     assert a.late_frames == 2
 
 
+def test_timestamps_lagging_the_sample_count_keep_every_frame() -> None:
+    a = started()
+    out = []
+    for i, ts in enumerate((0, 20, 35, 50, 65, 80)):  # a timestamp clock 25 % slow: jitter, not loss
+        out += a.feed_text(media("inbound", ts, frame(i)))
+    assert out == [AudioChunk(frame(i), 0) for i in range(6)] and a.late_frames == 0
+
+
 def test_stop_flushes_held_frames_then_ends() -> None:
     a = started()
     a.feed_text(media("inbound", 0, frame(0)))

@@ -111,11 +111,12 @@ def _track_name(raw: Any) -> str:
 
 
 class _Track:
-    __slots__ = ("channel", "dropped", "expected", "pending")
+    __slots__ = ("channel", "dropped", "expected", "last_ts", "pending")
 
     def __init__(self, channel: int) -> None:
         self.channel = channel
         self.expected: float | None = None  # ms of the next sample we expect
+        self.last_ts = -1  # timestamp of the last frame passed on
         self.pending: dict[int, bytes] = {}
         self.dropped = 0
 
@@ -287,12 +288,15 @@ class TwilioAdapter(Adapter):
             if start >= tol:
                 out.append(Gap(seconds=start / 1000.0, channel=track.channel, reason="loss"))
             track.expected = start + self._dur_ms(data)
+            track.last_ts = int(start)
             out.append(AudioChunk(data=data, channel=track.channel))
             return out
         if ts is None:
-            ts = round(track.expected)
-        if ts < track.expected - tol or ts in track.pending:
-            track.dropped += 1  # duplicate, or older than the reorder window
+            ts = max(round(track.expected), track.last_ts + 1)
+        if ts <= track.last_ts or ts in track.pending:
+            # a duplicate, or older than a frame already passed on (beyond the reorder window);
+            # a timestamp merely lagging the sample count (jitter) is kept and played in order
+            track.dropped += 1
             self.late_frames += 1
             return out
         self._check_gap(ts - track.expected)
@@ -312,6 +316,7 @@ class TwilioAdapter(Adapter):
                 out.append(Gap(seconds=hole / 1000.0, channel=track.channel, reason="loss"))
                 track.expected = float(ts)
             del track.pending[ts]
+            track.last_ts = ts
             track.expected += self._dur_ms(data)
             out.append(AudioChunk(data=data, channel=track.channel))
         return out
