@@ -233,8 +233,13 @@ def run_engine(calls: list[dict[str, Any]], model: str, zh_model: str, speed: fl
                 info["calls"][c["id"]] = {
                     "model": m, "alerts": len(got), "finals": len(finals),
                     "transcript": [f"{f['role']}: {f['text']}" for f in finals],
-                    "final_latency_p50_s": round(percentile(res.final_latencies(), 50), 3)}
-                print(f"    {c['id']:34s} {len(finals):3d} finals {len(got):3d} alerts", flush=True)
+                    "final_latency_p50_s": round(percentile(res.final_latencies(), 50), 3),
+                    "close": [res.close_code, res.close_reason],
+                    "errors": [{k: e.get(k) for k in ("type", "code", "message", "media_time")}
+                               for e in res.events if e.get("type") in ("error", "notice")]}
+                bad = info["calls"][c["id"]]["errors"]
+                print(f"    {c['id']:34s} {len(finals):3d} finals {len(got):3d} alerts  close {res.close_code}"
+                      + (f"  {bad}" if bad else ""), flush=True)
     return fired, info
 
 
