@@ -68,11 +68,18 @@ def test_inbound_only_and_role_override() -> None:
 
 
 def test_first_timestamp_is_an_offset_and_tracks_are_separate_channels() -> None:
-    a = started()
-    out = a.feed_text(media("inbound", 52, frame(1)))
-    assert out == [Gap(seconds=0.052, channel=0, reason="loss"), AudioChunk(frame(1), channel=0)]
+    a = started(reorder_window=1)
+    assert a.feed_text(media("inbound", 52, frame(1))) == []  # 0..52 ms missing: wait for a reorder
     assert a.feed_text(media("outbound", 0, frame(2))) == [AudioChunk(frame(2), channel=1)]
-    assert a.feed_text(media("inbound", 72, frame(3))) == [AudioChunk(frame(3), channel=0)]
+    out = a.feed_text(media("inbound", 72, frame(3)))  # window overflows: the offset is a gap
+    assert out == [Gap(seconds=0.052, channel=0, reason="loss"), AudioChunk(frame(1), channel=0),
+                   AudioChunk(frame(3), channel=0)]
+
+
+def test_the_first_frames_are_reordered_too() -> None:
+    a = started()
+    assert a.feed_text(media("inbound", 20, frame(1))) == []
+    assert a.feed_text(media("inbound", 0, frame(0))) == [AudioChunk(frame(0), 0), AudioChunk(frame(1), 0)]
 
 
 def test_reorder_within_window_and_gap_for_a_lost_frame() -> None:
@@ -104,6 +111,32 @@ def test_timestamps_lagging_the_sample_count_keep_every_frame() -> None:
     for i, ts in enumerate((0, 20, 35, 50, 65, 80)):  # a timestamp clock 25 % slow: jitter, not loss
         out += a.feed_text(media("inbound", ts, frame(i)))
     assert out == [AudioChunk(frame(i), 0) for i in range(6)] and a.late_frames == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.booleans(), min_size=1, max_size=40), st.lists(st.integers(0, 3), max_size=40),
+       st.lists(st.booleans(), max_size=40))
+def test_reordered_lost_and_repeated_frames_keep_time_and_order(kept: list[bool], shifts: list[int],
+                                                                 repeats: list[bool]) -> None:
+    """Any local shuffle (within the window), loss and repetition: audio comes out once, in
+    timestamp order, and audio + gaps always cover exactly up to the end of the last frame."""
+    kept[0] = True
+    sent = [i for i, k in enumerate(kept) if k]
+    order = sorted(range(len(sent)), key=lambda j: j + (shifts[j] if j < len(shifts) else 0))
+    a = started(reorder_window=5)
+    out = []
+    for j in order:
+        i = sent[j]
+        out += a.feed_text(media("inbound", 20 * i, frame(i)))
+        if j < len(repeats) and repeats[j]:
+            out += a.feed_text(media("inbound", 20 * i, frame(i)))
+    out += a.transport_closed(1000)
+    audio = [e.data[0] for e in out if isinstance(e, AudioChunk)]
+    assert audio == [i % 256 for i in sent]  # displaced by less than the window: nothing is lost
+    covered = sum(len(e.data) / 8000 for e in out if isinstance(e, AudioChunk))
+    covered += sum(e.seconds for e in out if isinstance(e, Gap))
+    last = max(audio)
+    assert covered == pytest.approx((last + 1) * 0.02)
 
 
 def test_stop_flushes_held_frames_then_ends() -> None:

@@ -280,17 +280,11 @@ class TwilioAdapter(Adapter):
         return len(data) / self._width / self._rate * 1000.0
 
     def _accept(self, track: _Track, ts: int | None, data: bytes) -> list[IngestEvent]:
+        if track.expected is None:
+            # the stream starts at 0 ms; a first timestamp later than that (Twilio's is often 52)
+            # is a hole like any other, so the first frames are reordered too
+            track.expected = 0.0
         out: list[IngestEvent] = []
-        tol = self._dur_ms(data) / 2
-        if track.expected is None:  # the first frame fixes the track's origin (ms since stream start)
-            start = float(ts or 0)
-            self._check_gap(start)
-            if start >= tol:
-                out.append(Gap(seconds=start / 1000.0, channel=track.channel, reason="loss"))
-            track.expected = start + self._dur_ms(data)
-            track.last_ts = int(start)
-            out.append(AudioChunk(data=data, channel=track.channel))
-            return out
         if ts is None:
             ts = max(round(track.expected), track.last_ts + 1)
         if ts <= track.last_ts or ts in track.pending:
