@@ -111,6 +111,11 @@ def test_check_upgrade_refusals(changes: dict[str, str], status: int) -> None:
     assert refusal is not None and refusal[0] == status and refusal[1]
 
 
+def test_check_upgrade_with_a_misconfigured_secret_refuses_with_500() -> None:
+    refusal = check_upgrade(TARGET, vector(), CREATED + 2, AudioHookConfig(api_keys={API_KEY: "not base64!"}))
+    assert refusal is not None and refusal[0] == 500
+
+
 def test_check_upgrade_unsigned_key_and_no_auth() -> None:
     unsigned = vector(**{"X-API-KEY": "open-key", "Signature": "", "Signature-Input": ""})
     assert check_upgrade(TARGET, unsigned, CREATED, CONFIG) is None

@@ -102,7 +102,10 @@ def check_upgrade(path: str, headers: Any, now: float, config: AudioHookConfig) 
     secret_b64 = config.api_keys.get(key)
     if secret_b64 is None:
         return 401, "unknown API key"
-    secret = httpsig.decode_secret(secret_b64) if secret_b64 else None
+    try:
+        secret = httpsig.decode_secret(secret_b64) if secret_b64 else None
+    except ValueError:
+        return 500, "the AudioHook client secret configured for this API key is not valid base64"
     result = httpsig.verify(
         hdrs, request_target=path, now=now, max_age_s=config.max_signature_age_s, skew_s=config.clock_skew_s,
         secret_for=lambda keyid: secret if keyid == key else None,
