@@ -91,7 +91,7 @@ class NativeAdapter(Adapter):
             return self.end("normal", "client stop")
         if kind == "dtmf":
             digit = str(msg.get("digit", ""))
-            if not _DTMF.match(digit):
+            if not _DTMF.fullmatch(digit):
                 raise _err("invalid_dtmf", f"dtmf digit must be one of 0-9 A-D * #, got {digit!r}", None)
             return [Dtmf(digit=digit, channel=_opt_int(msg.get("channel")),
                          duration_ms=_opt_int(msg.get("duration_ms")))]
@@ -107,7 +107,7 @@ class NativeAdapter(Adapter):
         if self.start is not None:
             raise _err("duplicate_start", "the call has already started")
         call_id = msg.get("call_id") or f"call-{uuid.uuid4().hex[:12]}"
-        if not isinstance(call_id, str) or not _CALL_ID.match(call_id):
+        if not isinstance(call_id, str) or not _CALL_ID.fullmatch(call_id):
             raise _err("invalid_start", "call_id must be 1-128 characters of A-Z a-z 0-9 _ . : @ + -")
         enc_name = str(msg.get("encoding", "pcm16")).lower()
         encoding = ENCODING_ALIASES.get(enc_name)

@@ -49,6 +49,7 @@ def _http(conn: ServerConnection, text: str, content_type: str, status: int = HT
     return resp
 
 
+AUTH_FAILURE_DELAY_S = 0.5
 SUBPROTOCOLS = ("audio.jambonz.org", "audiostream.drachtio.org", "media")
 
 
@@ -88,7 +89,7 @@ class SpeechIQServer:
         given = path_key or _api_key(request, query) or ""
         return any(hmac.compare_digest(given.encode(), k.encode()) for k in keys)
 
-    def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+    async def process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
         path, query = url.path.rstrip("/") or "/", parse_qs(url.query)
         path, path_key = split_path_key(path, self.routes)
@@ -107,6 +108,8 @@ class SpeechIQServer:
             refusal = check(self.engine, request)
             if refusal is not None:
                 self.engine.metrics.auth_failures.labels(path).inc()
+                if refusal[0] == HTTPStatus.UNAUTHORIZED:
+                    await asyncio.sleep(AUTH_FAILURE_DELAY_S)  # as the AudioHook reference server: slow guessing
                 return conn.respond(refusal[0], refusal[1] + "\n")
         elif not self._authorized(request, query, path_key):
             self.engine.metrics.auth_failures.labels(path).inc()
