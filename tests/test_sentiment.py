@@ -75,6 +75,38 @@ def test_chinese_neutral_words_block_false_hits():
     assert score_zh("信号差") < 0 < score_zh("信号不差")
 
 
+@pytest.mark.parametrize("text", [
+    "麻烦您帮我查一下", "麻烦你把身份证号后四位报一下", "贵公司的地址在哪里", "请问贵姓", "麻烦您了",
+    "我想了解一下满意度调查",
+])
+def test_chinese_polite_and_honorific_forms_are_neutral(lex, text):
+    """麻烦您 is "could you please", 贵公司 "your company": neither is a complaint or a price."""
+    assert lex.score(text, "zh").label == "neutral"
+
+
+@pytest.mark.parametrize(("text", "label"), [
+    ("快递什么时候能到", "neutral"),  # 快 (fast) inside 快递 (delivery)
+    ("我下周要出差，能不能改个时间", "neutral"),  # 差 (poor) inside 出差 (business trip)
+    ("差点忘了，还有一个事", "neutral"),
+    ("您慢慢说，不着急", "neutral"),
+    ("网速太慢了，根本用不了", "negative"),  # 太慢 / 很慢 / 真差: the character is a word of its own
+    ("网速很慢", "negative"),
+    ("这也太贵了吧", "negative"),
+    ("你们这是骗人", "negative"),
+    ("我很着急，已经断网三天了", "negative"),
+])
+def test_chinese_one_character_entries_only_as_words(lex, text, label):
+    pytest.importorskip("jieba")
+    assert lex.score(text, "zh").label == label
+
+
+def test_jieba_state_is_left_alone():
+    jieba = pytest.importorskip("jieba")
+    before = jieba.dt.initialized, len(jieba.dt.FREQ)
+    score_zh("你们的服务太差了")
+    assert (jieba.dt.initialized, len(jieba.dt.FREQ)) == before
+
+
 def test_off_and_labels():
     assert make_scorer(AnalyticsSettings(sentiment="off")).score("I hate this", "en").label == "neutral"
     assert label_of(0.5) == "positive" and label_of(-0.5) == "negative" and label_of(0.0) == "neutral"

@@ -2,7 +2,8 @@
 
 Backends: ``lexicon`` (default, offline): VADER for English, adapted to service calls (courtesy
 words such as "please"/"yes"/"I'd like" weigh little, complaint words and phrases added), and a
-Mandarin lexicon (zh_lexicon.py) with negators, intensifiers and "but" clauses; ``onnx``: any
+Mandarin lexicon (zh_lexicon.py) with negators, intensifiers and "but" clauses (``jieba``, when
+installed, keeps one-character entries out of other words: 快 in 快递, 差 in 出差); ``onnx``: any
 Hugging Face sequence-classification model exported to ONNX, run with the ``transformers``
 tokenizer and ``onnxruntime`` (point ``analytics.sentiment_onnx_model`` at it).
 Labels: positive ≥ 0.3, negative ≤ −0.25, else neutral (docs/metrics.md explains the cut).
@@ -11,6 +12,7 @@ Labels: positive ≥ 0.3, negative ≤ −0.25, else neutral (docs/metrics.md ex
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
@@ -105,8 +107,62 @@ class LexiconSentiment:
         return math.tanh(math.atanh(max(-0.999, min(0.999, compound))) + extra / 4) if extra else compound
 
 
+_PREFIX_RX = re.compile("(?:" + "|".join(sorted((*zl.NEGATORS, *zl.INTENSIFIERS), key=len, reverse=True)) + ")*")
+_SUFFIX_RX = re.compile("(?:了|的|啊|呀|吧|呢|嘛|死|人|我)*")
+_seg_lock = threading.Lock()
+_seg: list[Any] = []  # [jieba.Tokenizer | None] once loaded
+
+
+def _segmenter() -> Any | None:
+    """A private jieba tokenizer (the process-wide one is left alone), or None without jieba."""
+    if not _seg:
+        with _seg_lock:
+            if not _seg:
+                try:
+                    import jieba
+                except ImportError:
+                    _seg.append(None)
+                else:
+                    jieba.setLogLevel(logging.WARNING)
+                    tk = jieba.Tokenizer()
+                    tk.initialize()
+                    _seg.append(tk)
+    return _seg[0]
+
+
+def preload() -> None:
+    """Load the Mandarin segmenter now (about 1 s, once per process) rather than on the first utterance."""
+    _segmenter()
+
+
+def _single_ok(text: str) -> Any:
+    """``ok(i)``: may the one-character entry at ``text[i]`` count? Single characters hide in other
+    words (快递, 出差, 差点, 恐怕, 慢慢来 …), so with jieba it counts only as a word of its own, or
+    inside a word that adds just negators/degree adverbs before it and particles after (很着急,
+    太慢了, 真棒). Multi-character entries are matched anywhere (exceptions: ``zl.NEUTRAL``)."""
+    spans: list[tuple[int, int]] = []
+
+    def ok(i: int) -> bool:
+        if not spans:  # segment on the first single-character hit only
+            tk = _segmenter()
+            if tk is None:
+                return True
+            pos = 0
+            for w in tk.lcut(text, HMM=False):
+                spans.append((pos, pos + len(w)))
+                pos += len(w)
+        for a, b in spans:
+            if a <= i < b:
+                return (_PREFIX_RX.fullmatch(text[a:i]) is not None
+                        and _SUFFIX_RX.fullmatch(text[i + 1:b]) is not None)
+        return False
+
+    return ok
+
+
 def score_zh(text: str) -> float:
-    """Lexicon score: longest-match scan, negator/intensifier look-back, clause after 但是 weighs double."""
+    """Lexicon score: longest match (one-character entries only as words), negator/intensifier
+    look-back, the clause after 但是 weighs double."""
     clauses = [text]
     for c in zl.CONTRASTS:
         if c in text:
@@ -116,12 +172,13 @@ def score_zh(text: str) -> float:
     total = 0.0
     for ci, clause in enumerate(clauses):
         weight = 2.0 if len(clauses) == 2 and ci == 1 else 1.0
+        single_ok = _single_ok(clause)
         i = 0
         while i < len(clause):
             hit = None
-            for n in range(6, 0, -1):
+            for n in range(min(6, len(clause) - i), 0, -1):
                 w = clause[i:i + n]
-                if w in zl.POSITIVE or w in zl.NEGATIVE or w in zl.NEUTRAL:
+                if (w in zl.POSITIVE or w in zl.NEGATIVE or w in zl.NEUTRAL) and (n > 1 or single_ok(i)):
                     hit = w
                     break
             if hit is None or hit in zl.NEUTRAL:
@@ -218,4 +275,5 @@ def make_scorer(settings: AnalyticsSettings) -> SentimentScorer:
         if not settings.sentiment_onnx_model:
             raise ConfigError("analytics.sentiment is 'onnx' but analytics.sentiment_onnx_model is not set")
         return OnnxSentiment(settings.sentiment_onnx_model)
+    preload()  # the engine builds its scorer at startup: load jieba there, not on a call's first utterance
     return LexiconSentiment()
