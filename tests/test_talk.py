@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,6 +90,12 @@ def test_bad_input_is_ignored():
     t.on_activity("agent", 6.0, 4.0)
     t.on_final("agent", 2.0, 1.0, 5)
     assert t.talk_time["agent"] == 0.0 and t.speech_rate == {}
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="finite"):
+            t.on_activity("agent", 1.0, bad)
+        with pytest.raises(ValueError, match="finite"):
+            t.advance(bad)
+    assert t.talk_time["agent"] == 0.0 and t.now == 0.0
 
 
 def test_long_call_keeps_a_bounded_window():

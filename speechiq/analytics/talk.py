@@ -19,6 +19,7 @@ maxima), so memory per call is bounded however long the call runs.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,6 +30,13 @@ _EPS = 1e-6
 _TOL = 0.05  # a transcript's start and its VAD interval's start may differ by rounding
 
 Interval = tuple[float, float]
+
+
+def _finite(t: float) -> float:
+    v = float(t)
+    if not math.isfinite(v):
+        raise ValueError(f"media time must be a finite number of seconds, got {t!r}")
+    return v
 
 
 def _interrupts(a: Interval, b: Interval) -> bool:
@@ -76,8 +84,10 @@ class TalkMetrics:
 
     # ---- inputs ------------------------------------------------------------------------------
     def on_activity(self, role: str, start: float, end: float) -> None:
-        """A speech interval of ``role`` (seconds of call audio)."""
-        start, end = max(0.0, float(start)), float(end)
+        """A speech interval of ``role`` (seconds of call audio). Empty or reversed intervals are
+        ignored; a time that is not a finite number raises ``ValueError``."""
+        start, end = _finite(start), _finite(end)
+        start = max(0.0, start)
         if not end > start:
             return
         ivs = self._iv.setdefault(role, [])
@@ -114,13 +124,14 @@ class TalkMetrics:
 
     def on_final(self, role: str, start: float, end: float, n_words: int) -> None:
         """A final transcript: ``n_words`` words (Chinese: characters) spoken in [start, end]."""
+        start, end = _finite(start), _finite(end)
         if end > start and n_words > 0:
             self._words[role] = self._words.get(role, 0) + int(n_words)
             self._final_s[role] = self._final_s.get(role, 0.0) + (end - start)
 
     def advance(self, now: float) -> None:
         """Clock tick (media time)."""
-        self.now = max(self.now, float(now))
+        self.now = max(self.now, _finite(now))
         self._prune()
 
     def _prune(self) -> None:
