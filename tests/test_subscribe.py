@@ -101,6 +101,22 @@ def test_call_tap_streams_one_call():
     assert second["type"] == "alert"
 
 
+def test_call_tap_decodes_a_percent_encoded_call_id():
+    tap = EventTap(10)
+
+    async def handler(ws):
+        await serve_call_tap(ws, tap, urlsplit(ws.request.path).path.split("/")[3])
+
+    async def client(ws):
+        hello = json.loads(await ws.recv())
+        tap.publish_call_event("agent@pbx:1", transcript("agent@pbx:1", "hello"))
+        return hello, json.loads(await ws.recv())
+
+    hello, first = asyncio.run(_with_server(handler, client, "/v1/calls/agent%40pbx%3A1/events"))
+    assert hello == {"type": "subscribed", "call_id": "agent@pbx:1"}
+    assert first["text"] == "hello"
+
+
 def test_closing_the_subscription_closes_the_socket():
     tap = EventTap(10)
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from websockets.exceptions import ConnectionClosed
 
@@ -82,7 +83,9 @@ async def serve_alert_subscription(ws: Any, bus: AlertBus, query: Mapping[str, l
 
 
 async def serve_call_tap(ws: Any, tap: EventTap, call_id: str) -> None:
-    """``/v1/calls/{call_id}/events``: every event of that call (``*``: of every call)."""
+    """``/v1/calls/{call_id}/events``: every event of that call (``*``: of every call). The id
+    may arrive percent-encoded from the URL path (``a%40b`` is call ``a@b``)."""
+    call_id = unquote(call_id or "")
     if not call_id or "/" in call_id or len(call_id) > 256:
         await _refuse(ws, "invalid_call_id", f"not a call id: {call_id[:64]!r}")
         return
