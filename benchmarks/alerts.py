@@ -217,29 +217,35 @@ def run_engine(calls: list[dict[str, Any]], model: str, zh_model: str, speed: fl
     for c in calls:
         groups[zh_model if c["language"] == "zh" else model].append(c)
     fired: list[Fired] = []
-    info: dict[str, Any] = {"model": model, "zh_model": zh_model, "speed": speed, "calls": {}}
+    info: dict[str, Any] = {"model": model, "zh_model": zh_model, "speed": speed, "calls": {}, "failed": {}}
+    env_pack = {"SPEECHIQ_ANALYTICS__RULE_PACKS": json.dumps([str(Path(pack_path).resolve())])} if pack_path else {}
     for m, group in groups.items():
         if not m:
             continue
-        env = {"SPEECHIQ_ASR__MODEL": m}
-        if pack_path:
-            env["SPEECHIQ_ANALYTICS__RULE_PACKS"] = json.dumps([str(Path(pack_path).resolve())])
         print(f"  server with model {m} for {len(group)} call(s)", flush=True)
-        with ServerProcess(env) as srv:
-            for c in group:
-                got, res = asyncio.run(_replay_call(srv.url(), CALLS / f"{c['id']}.wav", c, speed))
-                fired += got
-                finals = res.finals
-                info["calls"][c["id"]] = {
-                    "model": m, "alerts": len(got), "finals": len(finals),
-                    "transcript": [f"{f['role']}: {f['text']}" for f in finals],
-                    "final_latency_p50_s": round(percentile(res.final_latencies(), 50), 3),
-                    "close": [res.close_code, res.close_reason],
-                    "errors": [{k: e.get(k) for k in ("type", "code", "message", "media_time")}
-                               for e in res.events if e.get("type") in ("error", "notice")]}
-                bad = info["calls"][c["id"]]["errors"]
-                print(f"    {c['id']:34s} {len(finals):3d} finals {len(got):3d} alerts  close {res.close_code}"
-                      + (f"  {bad}" if bad else ""), flush=True)
+        pending = list(group)
+        while pending:
+            with ServerProcess({"SPEECHIQ_ASR__MODEL": m, **env_pack}) as srv:
+                while pending and srv.alive():
+                    c = pending.pop(0)
+                    try:
+                        got, res = asyncio.run(_replay_call(srv.url(), CALLS / f"{c['id']}.wav", c, speed))
+                    except OSError as exc:  # the server went away: record it, restart for the rest
+                        info["failed"][c["id"]] = f"{type(exc).__name__}: {exc}; server tail: {list(srv.tail)[-5:]}"
+                        print(f"    {c['id']:34s} FAILED ({exc}); restarting the server", flush=True)
+                        break
+                    fired += got
+                    finals = res.finals
+                    info["calls"][c["id"]] = {
+                        "model": m, "alerts": len(got), "finals": len(finals), "summary": res.summary is not None,
+                        "transcript": [f"{f['role']}: {f['text']}" for f in finals],
+                        "final_latency_p50_s": round(percentile(res.final_latencies(), 50), 3),
+                        "close": [res.close_code, res.close_reason],
+                        "errors": [{k: e.get(k) for k in ("type", "code", "message", "media_time")}
+                                   for e in res.events if e.get("type") in ("error", "notice")]}
+                    bad = info["calls"][c["id"]]["errors"]
+                    print(f"    {c['id']:34s} {len(finals):3d} finals {len(got):3d} alerts  close {res.close_code}"
+                          + (f"  {bad}" if bad else ""), flush=True)
     return fired, info
 
 

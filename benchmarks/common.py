@@ -8,7 +8,9 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,13 +73,18 @@ def write_json(name: str, data: dict[str, Any], path: str | None = None) -> Path
 
 
 class ServerProcess:
-    """``speechiq serve`` in a subprocess on a free port (so client load is not in its process)."""
+    """``speechiq serve`` in a subprocess on a free port (so client load is not in its process).
+
+    Its output is drained by a thread into ``tail`` (the last 200 lines): an unread pipe fills
+    up after 64 KiB of log lines and then blocks the server's logging, and with it the server.
+    """
 
     def __init__(self, env: dict[str, str] | None = None, args: Sequence[str] = ()) -> None:
         self.env = {**os.environ, **(env or {})}
         self.args = list(args)
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
+        self.tail: deque[str] = deque(maxlen=200)
 
     def __enter__(self) -> ServerProcess:
         cmd = [sys.executable, "-m", "speechiq.cli", "serve", "--port", "0", *self.args]
@@ -89,11 +96,16 @@ class ServerProcess:
             line = self.proc.stdout.readline()
             if not line:
                 raise RuntimeError(f"server exited: {self.proc.poll()}")
+            self.tail.append(line)
             m = re.search(r"ws://[\d.]+:(\d+)/", line)
             if m:
                 self.port = int(m.group(1))
+                threading.Thread(target=self.tail.extend, args=(self.proc.stdout,), daemon=True).start()
                 return self
         raise RuntimeError("server did not start")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def url(self, path: str = "/v1/calls") -> str:
         return f"ws://127.0.0.1:{self.port}{path}"

@@ -231,7 +231,6 @@ def run(pack_data: dict[str, Any], calls: list[dict[str, Any]], repeat: int, sem
 def scorer_cost(calls: list[dict[str, Any]]) -> dict[str, Any] | None:
     try:
         from speechiq.analytics.sentiment import make_scorer
-
         from speechiq.settings import AnalyticsSettings
         scorer = make_scorer(AnalyticsSettings())
     except Exception as exc:  # module not there yet, or no lexicon
