@@ -20,6 +20,7 @@ from .pipeline.session import CallSession
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+CLOSE_SUPERSEDED = 4009
 
 
 @dataclass
@@ -32,8 +33,11 @@ class CallBinding:
     channel_map: dict[int, int] = field(default_factory=dict)
     resumed: bool = False
     joined: bool = False
+    superseded: bool = False  # another connection resumed this call while this one was attached
 
     def handle(self, event: IngestEvent) -> None:
+        if self.superseded:
+            raise ProtocolError("superseded", "another connection resumed this call", CLOSE_SUPERSEDED)
         self.session.handle(event, self.channel_map or None)
 
     async def end(self, event: CallEnd) -> Summary | None:
@@ -145,21 +149,15 @@ class Engine:
         if start.resume_token:
             session = self._by_token.get(start.resume_token) or self._resumable(start.resume_token)
             if session is not None and session.summary is None:
-                handle = self._grace.pop(session.call_id, None)
-                if handle:
-                    handle.cancel()
-                session.attach(sink)
-                binding = CallBinding(self, session, sink, resumed=True)
-                self._bindings.setdefault(session.call_id, []).append(binding)
-                self.metrics.calls_resumed.inc()
-                return binding
+                return self._resume(session, start, sink)
             if start.platform == "speechiq":
                 raise ProtocolError("unknown_resume_token",
                                     "resume_token matches no call in its grace window", 4004)
         join_key = start.metadata.get("join_key")
         if join_key and join_key in self._by_join and self._by_join[join_key].summary is None:
             session = self._by_join[join_key]
-            cmap = {spec.index: session.add_channel(spec) for spec in start.channels}
+            cmap = {spec.index: session.add_channel(spec, start.sample_rate, start.encoding)
+                    for spec in start.channels}
             session.attach(sink)
             binding = CallBinding(self, session, sink, channel_map=cmap, joined=True)
             self._bindings.setdefault(session.call_id, []).append(binding)
@@ -185,12 +183,42 @@ class Engine:
         self.metrics.active_calls.set(self.active_calls)
         return binding
 
+    def _resume(self, session: CallSession, start: CallStart, sink: Callable[[Any], None]) -> CallBinding:
+        """Re-attach a call: the timeline continues, and the events emitted while no connection
+        was attached reach the new one right after its ``started``. A connection that is still
+        attached (its drop not yet noticed) is superseded: it gets no more events and its next
+        frame is refused with close code 4009."""
+        legs = self._bindings.setdefault(session.call_id, [])
+        primary = [b for b in legs if not b.joined]
+        if len(start.channels) != len(session.start.channels):
+            raise ProtocolError("resume_mismatch", f"the call has {len(session.start.channels)} channel(s); "
+                                f"the resuming stream declares {len(start.channels)}", 1008)
+        for old in primary:
+            old.superseded = True
+            session.detach(old.sink)
+            legs.remove(old)
+        if primary:
+            log.info("call %s: resumed while still attached; the old connection is superseded", session.call_id)
+        handle = self._grace.pop(session.call_id, None)
+        if handle:
+            handle.cancel()
+        if (start.sample_rate, start.encoding) != (session.sample_rate, session.encoding):
+            session.retune(start)
+        session.attach(sink, resume=True)
+        asyncio.get_running_loop().call_soon(session.replay_missed, sink)  # after the caller's started
+        binding = CallBinding(self, session, sink, resumed=True)
+        legs.append(binding)
+        self.metrics.calls_resumed.inc()
+        return binding
+
     def _resumable(self, key: str) -> CallSession | None:
         s = self.sessions.get(key)
         return s if s is not None and s.call_id in self._grace else None
 
     async def end_binding(self, binding: CallBinding, event: CallEnd) -> Summary | None:
         session = binding.session
+        if binding.superseded:  # its call continues on the connection that resumed it
+            return None
         legs = self._bindings.get(session.call_id, [])
         if binding in legs:
             legs.remove(binding)

@@ -47,6 +47,8 @@ class Transcript:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     emitted_at: float = 0.0
+    sentiment: float | None = None  # [-1, 1], the configured scorer's (analytics.sentiment)
+    sentiment_label: str | None = None  # negative | neutral | positive
     type: str = "transcript"
 
 

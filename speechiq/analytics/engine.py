@@ -164,10 +164,13 @@ class CallAnalytics:
             return None
 
     # ---- inputs ----------------------------------------------------------------------------
-    def on_transcript(self, t: Transcript) -> list[Alert]:
+    def on_transcript(self, t: Transcript, embedding: np.ndarray | None = None) -> list[Alert]:
+        """A transcript; its ``sentiment`` (and a final's ``embedding``), when the session already
+        computed them off the event loop, are used as they are instead of being computed here."""
         self.now = max(self.now, t.end)
         lang = t.language if t.language in S.LANGUAGES else self._declared or ("zh" if has_cjk(t.text) else "en")
-        u = Utt(t.utterance_id, t.role, t.channel, t.start, t.end, t.text, lang, t.is_final)
+        u = Utt(t.utterance_id, t.role, t.channel, t.start, t.end, t.text, lang, t.is_final,
+                sentiment=t.sentiment, embedding=embedding)
         if t.role == "agent":
             self._first_agent = t.start if self._first_agent is None else min(self._first_agent, t.start)
         if not t.is_final:

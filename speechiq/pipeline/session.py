@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -20,7 +21,7 @@ import numpy as np
 from ..asr.decoder import DecodeRequest, DecodeResult
 from ..asr.scheduler import AsrJob
 from ..events import Notice, Started, Summary, Transcript
-from ..ingest import AudioChunk, CallEnd, CallStart, ChannelSpec, Dtmf, Gap, IngestEvent, MetadataUpdate
+from ..ingest import AudioChunk, CallEnd, CallStart, ChannelSpec, Dtmf, Encoding, Gap, IngestEvent, MetadataUpdate
 from ..vad.endpointer import Segment
 from .channel import (
     ChannelState,
@@ -29,8 +30,11 @@ from .channel import (
     gap_channel,
     make_channel,
     media_time,
+    retune_channel,
     split_channels,
 )
+from .enrich import Enrichment, enrich
+from .outlet import CallOutlet
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -53,15 +57,17 @@ class CallSession:
         self.loop = asyncio.get_running_loop()
         self.channels: dict[int, ChannelState] = {}
         for spec in start.channels:
-            self.channels[spec.index] = make_channel(spec, start.sample_rate, engine.settings.vad)
+            self.channels[spec.index] = make_channel(spec, start.sample_rate, engine.settings.vad, start.encoding)
         self.sample_rate = start.sample_rate
-        self._sinks: list[Sink] = []
+        self.encoding = start.encoding
+        self.outlet = CallOutlet(self.call_id, engine.publish_call_event)
         self._pending_finals = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._next_emit: dict[int, int] = {i: 0 for i in self.channels}
         self._held: dict[int, dict[int, Transcript | None]] = {i: {} for i in self.channels}
         self._final_text: dict[str, str] = {}
+        self._extras: dict[str, Enrichment] = {}  # finals held back for ordering
         self.finals = 0
         self._role_finals: dict[int, int] = {}
         self._role_words: dict[int, int] = {}
@@ -76,12 +82,26 @@ class CallSession:
         self.analytics = engine.new_analytics(self)
 
     # ---- connections -----------------------------------------------------------------------
-    def attach(self, sink: Sink) -> None:
-        self._sinks.append(sink)
+    def attach(self, sink: Sink, *, resume: bool = False) -> None:
+        """``resume=True``: the events emitted while no connection was attached are delivered on
+        :meth:`replay_missed` (after the connection's ``started``), before anything new."""
+        self.outlet.attach(sink, resume=resume)
+
+    def replay_missed(self, sink: Sink) -> int:
+        n = self.outlet.replay(sink)
+        if n:
+            log.info("call %s: %d events delivered to the resumed connection", self.call_id, n)
+        return n
 
     def detach(self, sink: Sink) -> None:
-        if sink in self._sinks:
-            self._sinks.remove(sink)
+        self.outlet.detach(sink)
+
+    def retune(self, start: CallStart) -> None:
+        """A resumed connection streams this call's channels at another rate or encoding."""
+        primary = list(self.channels.values())[: len(self.start.channels)]
+        for ch in primary:
+            self._submit_finals(ch, retune_channel(ch, start.sample_rate, start.encoding))
+        self.sample_rate, self.encoding = start.sample_rate, start.encoding
 
     def started_event(self, resumed: bool = False) -> Started:
         return Started(
@@ -90,7 +110,7 @@ class CallSession:
             resumed=resumed, media_time=self.media_time,
         )
 
-    def add_channel(self, spec: ChannelSpec) -> int:
+    def add_channel(self, spec: ChannelSpec, sample_rate: int | None = None, encoding: Encoding | None = None) -> int:
         """A joined leg (e.g. a second AudioSocket connection) becomes a new channel of this call."""
         index = max(self.channels, default=-1) + 1
         spec = ChannelSpec(index=index, role=spec.role, name=spec.name)
@@ -98,7 +118,8 @@ class CallSession:
         # capped by the audio already received (live, both are the same; a replay faster than real
         # time keeps legs that started together aligned).
         offset = min(self.media_time, time.monotonic() - self.created)
-        ch = make_channel(spec, self.sample_rate, self.engine.settings.vad, offset=offset)
+        ch = make_channel(spec, sample_rate or self.sample_rate, self.engine.settings.vad,
+                          encoding or self.encoding, offset=offset)
         ch.gaps = offset  # media clock of this channel = offset + its own samples
         self.channels[index] = ch
         self._next_emit[index] = 0
@@ -107,7 +128,7 @@ class CallSession:
 
     @property
     def media_time(self) -> float:
-        return max((media_time(c, self.sample_rate) for c in self.channels.values()), default=0.0)
+        return max((media_time(c) for c in self.channels.values()), default=0.0)
 
     # ---- ingest ----------------------------------------------------------------------------
     def handle(self, event: IngestEvent, channel_map: Mapping[int, int] | None = None) -> None:
@@ -118,7 +139,7 @@ class CallSession:
         elif isinstance(event, Gap):
             targets = self._targets(event.channel, channel_map)
             for ch in targets:
-                self._submit_finals(ch, gap_channel(ch, event.seconds, self.sample_rate))
+                self._submit_finals(ch, gap_channel(ch, event.seconds))
             self._after_audio()
         elif isinstance(event, Dtmf):
             self._emit_alerts(self.analytics.on_dtmf(event.digit, self.media_time) if self.analytics else [])
@@ -139,19 +160,22 @@ class CallSession:
         return [ch] if ch else []
 
     def _on_audio(self, chunk: AudioChunk, channel_map: Mapping[int, int] | None) -> None:
-        enc = self.start.encoding
         if chunk.channel is None and not channel_map:
-            frames = split_channels(chunk.data, enc, len(self.start.channels))
-            for i, ch in enumerate(self.channels.values()):
+            chans = list(self.channels.values())[: len(self.start.channels)]
+            frames = split_channels(chunk.data, chans[0].encoding, len(self.start.channels))
+            for i, ch in enumerate(chans):
                 if i < frames.shape[1]:
-                    self._submit_finals(ch, feed_channel(ch, frames[:, i], self.sample_rate))
-            n = frames.shape[0]
+                    self._submit_finals(ch, feed_channel(ch, frames[:, i]))
+            seconds = frames.shape[0] / chans[0].sample_rate
         else:
-            mono = split_channels(chunk.data, enc, 1)[:, 0]
-            n = len(mono)
-            for ch in self._targets(chunk.channel or 0, channel_map):
-                self._submit_finals(ch, feed_channel(ch, mono, self.sample_rate))
-        self.engine.metrics.audio_seconds.inc(n / self.sample_rate)
+            targets = self._targets(chunk.channel or 0, channel_map)
+            if not targets:
+                return
+            mono = split_channels(chunk.data, targets[0].encoding, 1)[:, 0]
+            seconds = len(mono) / targets[0].sample_rate
+            for ch in targets:
+                self._submit_finals(ch, feed_channel(ch, mono))
+        self.engine.metrics.audio_seconds.inc(seconds)
         self._after_audio()
 
     def _after_audio(self) -> None:
@@ -236,10 +260,15 @@ class CallSession:
                                       "finals continue"))
 
     def _from_worker(self, job: AsrJob, result: DecodeResult | None, error: str | None) -> None:
+        """On the ASR worker thread: score sentiment (and embed, for semantic rules) here, off
+        the event loop, then hand the result to the loop."""
+        extra = enrich(self.engine, self.analytics, self.language, result) if result is not None else Enrichment()
         with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-            self.loop.call_soon_threadsafe(self._on_result, job, result, error)
+            self.loop.call_soon_threadsafe(self._on_result, job, result, error, extra)
 
-    def _on_result(self, job: AsrJob, result: DecodeResult | None, error: str | None) -> None:
+    def _on_result(self, job: AsrJob, result: DecodeResult | None, error: str | None,
+                   extra: Enrichment | None = None) -> None:
+        extra = extra or Enrichment()
         ch = self.channels.get(job.channel)
         if ch is None:
             return
@@ -257,8 +286,9 @@ class CallSession:
                 call_id=self.call_id, channel=ch.index, role=ch.role, utterance_id=ch.utterance_id(
                     self.call_id, job.seq), is_final=False, start=job.start, end=job.end,  # type: ignore[attr-defined]
                 text=result.text, language=result.language, emitted_at=time.time(),
+                sentiment=extra.sentiment, sentiment_label=extra.label,
             )
-            self._publish_transcript(t)
+            self._publish_transcript(t, extra)
             return
         # final
         seg: Segment = job.segment  # type: ignore[attr-defined]
@@ -275,7 +305,9 @@ class CallSession:
                 start=seg.speech_start, end=seg.speech_end, text=result.text, words=result.words,
                 language=result.language, avg_logprob=result.avg_logprob,
                 no_speech_prob=result.no_speech_prob, emitted_at=time.time(),
+                sentiment=extra.sentiment, sentiment_label=extra.label,
             )
+            self._extras[transcript.utterance_id] = extra
             self.engine.metrics.final_latency.observe(time.monotonic() - job.submitted)  # type: ignore[attr-defined]
         self._held[ch.index][job.seq] = transcript
         while self._next_emit[ch.index] in self._held[ch.index]:
@@ -286,31 +318,28 @@ class CallSession:
                 self._role_finals[ch.index] = self._role_finals.get(ch.index, 0) + 1
                 self._role_words[ch.index] = self._role_words.get(ch.index, 0) + len(t.text.split())
                 self.engine.metrics.utterances.labels("final").inc()
-                self._publish_transcript(t)
+                self._publish_transcript(t, self._extras.pop(t.utterance_id, None))
         self._pending_finals -= 1
         if self._pending_finals <= 0:
             self._idle.set()
 
     # ---- output ----------------------------------------------------------------------------
-    def _publish_transcript(self, t: Transcript) -> None:
+    def _publish_transcript(self, t: Transcript, extra: Enrichment | None = None) -> None:
         self._emit(t)
         if self.analytics:
-            self._emit_alerts(self.analytics.on_transcript(t))
+            embedding = extra.embedding if extra is not None else None
+            self._emit_alerts(self.analytics.on_transcript(t, embedding=embedding))
 
     def _emit_alerts(self, alerts: list[Any]) -> None:
         for alert in alerts:
+            alert = dataclasses.replace(alert, emitted_at=time.time())
             self.alert_count += 1
             self.engine.metrics.alerts.labels(alert.category, alert.state).inc()
             self.engine.publish_alert(self, alert)
             self._emit(alert)
 
     def _emit(self, event: Any) -> None:
-        self.engine.publish_call_event(self.call_id, event)
-        for sink in list(self._sinks):
-            try:
-                sink(event)
-            except Exception:  # a broken connection must not break the call
-                log.exception("call %s: sink failed", self.call_id)
+        self.outlet.emit(event)
 
     # ---- end -------------------------------------------------------------------------------
     async def finish(self, reason: str = "normal") -> Summary:
@@ -321,7 +350,7 @@ class CallSession:
         self._after_audio()
         try:
             await asyncio.wait_for(self._idle.wait(), FINISH_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.error("call %s: %d finals still pending at finish", self.call_id, self._pending_finals)
             self.dropped_finals += self._pending_finals
         self.finished = True
