@@ -72,6 +72,9 @@ class AsrSettings(_Section):
     partial_interval_s: float = Field(1.0, gt=0)
     word_timestamps: bool = True
     no_speech_threshold: float = 0.6
+    word_prob_threshold: float = Field(
+        0.5, ge=0, le=1, description="above no_speech_threshold, a hypothesis whose mean word probability "
+        "is below this is dropped (hold music, tones); 0 disables")
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
     download_root: str | None = None

@@ -160,3 +160,14 @@ def test_clean_text() -> None:
     assert clean_text("我 在 Beijing 工作", "en") == "我在 Beijing 工作"  # CJK text is cleaned whatever the tag
     assert clean_text("", "zh") == ""
     assert has_cjk("abc 我") and not has_cjk("abc, déjà")
+
+
+def test_low_confidence_no_speech():
+    from speechiq.asr.guards import low_confidence_no_speech
+
+    kw = {"no_speech_threshold": 0.6, "word_prob_threshold": 0.5}
+    assert low_confidence_no_speech(0.87, [0.02, 0.47, 0.89], **kw)  # "Oh, oh, oh" from hold music
+    assert not low_confidence_no_speech(0.83, [0.5, 0.52, 0.51], **kw)  # unsure words, but enough
+    assert not low_confidence_no_speech(0.4, [0.1, 0.1], **kw)  # Whisper hears speech: kept
+    assert low_confidence_no_speech(0.7, None, **kw)  # a partial: the final decides
+    assert low_confidence_no_speech(0.7, [], **kw)

@@ -8,6 +8,7 @@ Called from worker threads only (CTranslate2 releases the GIL).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from faster_whisper.tokenizer import Tokenizer
 
 from ..events import Word
 from ..settings import AsrSettings
-from .guards import compression_ratio, reject_reason, trim_repetition
+from .guards import compression_ratio, low_confidence_no_speech, reject_reason, trim_repetition
 from .text import clean_text, to_simplified
 
 SAMPLE_RATE = 16000
@@ -160,6 +161,11 @@ class BatchDecoder:
                                         rejected=reason, fallback=not allow_fallback, window_frames=frames))
             texts.append(ids if not reason else [])
         self._add_words(reqs, toks, texts, results, enc, frames)
+        for i, r in enumerate(results):
+            if r is not None and not r.rejected and s.word_prob_threshold > 0 and low_confidence_no_speech(
+                    r.no_speech_prob, [w.probability for w in r.words] if reqs[i].word_timestamps else None,
+                    no_speech_threshold=s.no_speech_threshold, word_prob_threshold=s.word_prob_threshold):
+                results[i] = dataclasses.replace(r, text="", words=(), rejected="no_speech_low_confidence")
         for i, r in enumerate(results):
             if r is None:
                 self.fallbacks += 1

@@ -107,3 +107,18 @@ def reject_reason(text: str, *, no_speech_prob: float, avg_logprob: float, compr
     if normalize(text) in SILENCE_PHRASES and (no_speech_prob > 0.2 or avg_logprob < -0.6):
         return "silence_phrase"
     return None
+
+
+def low_confidence_no_speech(no_speech_prob: float, word_probs: list[float] | None, *,
+                             no_speech_threshold: float, word_prob_threshold: float) -> bool:
+    """Whisper thinks there is no speech *and* is unsure of its words: hold music and tones that
+    the frame VAD passed (webrtcvad flags sustained harmonic tones as speech). Measured on this
+    project's material: music hypotheses have no-speech ≥ 0.70 and mean word probability ≤ 0.50;
+    real speech with no-speech > 0.6 keeps ≥ 0.51. A partial (no word times yet) is dropped on
+    the no-speech probability alone — the final decides."""
+    if no_speech_prob <= no_speech_threshold:
+        return False
+    if word_probs is None:
+        return True
+    return not word_probs or sum(word_probs) / len(word_probs) < word_prob_threshold
+
