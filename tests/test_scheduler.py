@@ -193,16 +193,16 @@ def test_newer_partial_supersedes_queued_one(patient: None, running: AsrSchedule
     assert running.submit(job(calls, "p2", final=False, key="c1:0:4:p"))
     assert running.submit(job(calls, "other", final=False, key="c2:0:1:p"))
     calls.wait_for("p1")
-    assert calls.got["p1"] == (None, "shed")
+    assert calls.got["p1"] == (None, "superseded")  # replaced, not shed for load
     assert running.pending_partials == 2
     # the final of an utterance makes its queued partial moot
     assert running.submit(job(calls, "final", key="c2:0:1"))
     calls.wait_for("other")
-    assert calls.got["other"] == (None, "shed")
+    assert calls.got["other"] == (None, "superseded")
     dec.gate.set()
     calls.wait_for("p2", "final")
     assert calls.got["p2"] == ("text:p2", None)
-    assert running.metrics.shed_partials == 2
+    assert running.metrics.superseded_partials == 2 and running.metrics.shed_partials == 0
     decoded = [label for batch in dec.batches for label in batch]
     assert "p1" not in decoded and "other" not in decoded
 

@@ -45,7 +45,8 @@ class SchedulerMetrics:
     submitted_finals: int = 0
     submitted_partials: int = 0
     refused_finals: int = 0
-    shed_partials: int = 0
+    shed_partials: int = 0  # dropped for load (busy workers, waited past their interval, shutdown)
+    superseded_partials: int = 0  # replaced by a newer partial or by the utterance's final: not load
     batches: int = 0
     batched_jobs: int = 0
     decoded_audio_s: float = 0.0
@@ -116,7 +117,7 @@ class AsrScheduler:
                 self.metrics.submitted_partials += 1
             self._cond.notify()
         if shed is not None:
-            self._shed(shed)
+            self._shed(shed, "superseded")
         return True
 
     @property
@@ -156,10 +157,13 @@ class AsrScheduler:
         return bool(self._finals) and time.monotonic() - self._finals[0].enqueued_at > OVERLOAD_WAIT_S
 
     # ---- workers -----------------------------------------------------------------------------
-    def _shed(self, job: AsrJob) -> None:
-        self.metrics.shed_partials += 1
+    def _shed(self, job: AsrJob, reason: str = "shed") -> None:
+        if reason == "shed":
+            self.metrics.shed_partials += 1
+        else:
+            self.metrics.superseded_partials += 1
         try:
-            job.callback(job, None, "shed")
+            job.callback(job, None, reason)
         except Exception:
             log.exception("shed callback failed")
 
@@ -253,7 +257,8 @@ class AsrScheduler:
         return {
             "batches": m.batches, "mean_batch": m.batched_jobs / m.batches if m.batches else 0.0,
             "decoded_audio_s": round(m.decoded_audio_s, 2), "busy_s": round(m.busy_s, 2),
-            "shed_partials": m.shed_partials, "refused_finals": m.refused_finals, "errors": m.errors,
+            "shed_partials": m.shed_partials, "superseded_partials": m.superseded_partials,
+            "refused_finals": m.refused_finals, "errors": m.errors,
             "queue_wait_p50_s": round(pct(0.5), 3), "queue_wait_p95_s": round(pct(0.95), 3),
             "depth": self.depth,
         }
