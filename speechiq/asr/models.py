@@ -128,6 +128,10 @@ def _device(settings: AsrSettings) -> str:
         return settings.device
     import ctranslate2
 
+    from .cuda import preload_cuda_libraries
+
+    preload_cuda_libraries()
+
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
@@ -146,6 +150,10 @@ def load_model(settings: AsrSettings) -> tuple[Any, ModelInfo]:
     if compute == "default":
         compute = "float16" if device == "cuda" else "int8"
     workers = worker_count(settings, device)
+    if device == "cuda":
+        from .cuda import preload_cuda_libraries
+
+        preload_cuda_libraries()
     try:
         model = WhisperModel(
             info.path or info.name, device=device, compute_type=compute,
