@@ -61,6 +61,16 @@ def make_engine(model: str) -> Any:
     return Engine(settings).load()
 
 
+def reference_text(path: Path) -> str:
+    """The words of a reference file; an STM file's lines are ``uri channel speaker start end text``."""
+    raw = path.read_text(encoding="utf-8")
+    if path.suffix != ".stm":
+        return raw.strip()
+    lines = [ln.split(maxsplit=5) for ln in raw.splitlines() if ln.strip() and not ln.startswith(";;")]
+    rows = sorted((float(p[3]), p[5]) for p in lines if len(p) == 6)
+    return " ".join(text for _, text in rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="tiny.en")
@@ -117,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             eng = zh_engine
         wav = read_wav(SHARED / "audio" / item["file"])
-        ref = Path(SHARED / "audio" / ref_info.get("file", item["file"].replace(".wav", ".txt"))).read_text().strip()
+        ref = reference_text(SHARED / "audio" / ref_info.get("file", item["file"].replace(".wav", ".txt")))
         s = streaming_texts(eng, wav, ["mixed"], lang)["mixed"]
         o = offline_text(eng.decoder.model, wav.samples[:, 0], wav.sample_rate, lang)
         e = {"file": item["file"], "language": lang, "metric": "CER" if lang == "zh" else "WER",
