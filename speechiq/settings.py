@@ -10,25 +10,40 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
 
 ENV_PREFIX = "SPEECHIQ_"
 
 
+def _str_tuple(value: Any) -> Any:
+    """A list of strings given as one string ("key" or "a,b") or with numbers in it (an
+    environment value such as ``SPEECHIQ_SERVER__API_KEYS=12345`` parses as JSON first)."""
+    if isinstance(value, str):
+        return tuple(p.strip() for p in value.split(",") if p.strip())
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (str(value),)
+    if isinstance(value, list | tuple):
+        return tuple(str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value)
+    return value
+
+
+StrTuple = Annotated[tuple[str, ...], BeforeValidator(_str_tuple)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
     audiosocket_port: int | None = Field(None, ge=0, le=65535, description="TCP port for AudioSocket")
-    api_keys: tuple[str, ...] = Field((), description="accepted API keys; empty = no auth")
+    api_keys: StrTuple = Field((), description="accepted API keys; empty = no auth")
     max_frame_bytes: int = Field(1 << 20, ge=1024, description="largest accepted binary frame")
     max_text_bytes: int = Field(64 * 1024, ge=256, description="largest accepted text frame")
     max_calls: int = Field(1000, ge=1)
@@ -82,7 +97,7 @@ class AsrSettings(_Section):
 
 class AnalyticsSettings(_Section):
     enabled: bool = True
-    rule_packs: tuple[str, ...] = Field((), description="YAML rule packs; empty = the bundled default")
+    rule_packs: StrTuple = Field((), description="YAML rule packs; empty = the bundled default")
     reload: bool = Field(True, description="reload packs when their files change")
     sentiment: Literal["lexicon", "onnx", "off"] = "lexicon"
     sentiment_onnx_model: str | None = None
@@ -91,7 +106,7 @@ class AnalyticsSettings(_Section):
 
 class AlertSettings(_Section):
     subscriber_queue: int = Field(1000, ge=1)
-    webhooks: tuple[str, ...] = ()
+    webhooks: StrTuple = ()
     webhook_secret: str | None = None
     webhook_retries: int = Field(5, ge=0)
 
