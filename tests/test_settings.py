@@ -61,7 +61,7 @@ def test_unreadable_or_bad_files(tmp_path):
 
 
 def test_a_dotted_key_through_a_scalar_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="asr.model"):
+    with pytest.raises(ConfigError, match=r"asr\.model"):
         load_settings(None, {"asr.model.name": "x"}, environ={})
     f = tmp_path / "s.yaml"
     f.write_text("asr:\n  model: base\n")
