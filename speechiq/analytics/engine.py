@@ -90,6 +90,7 @@ class CallAnalytics:
         self._timers: dict[int, list[_Timer]] = {}
         self._pending: dict[str, tuple[str, float, float]] = {}  # partial utterance -> (role, start, seen)
         self._activity: list[tuple[str, int, float, float]] = []  # VAD speech not yet covered by a final
+        self._asr_pending: dict[str, tuple[str, float]] = {}  # utterance sent to ASR -> (role, speech start)
         self._sent: dict[str, float] = {}
         self._finishing = False
         self._failed: set[int] = set()
@@ -210,6 +211,17 @@ class CallAnalytics:
             self._activity = [a for a in self._activity if a[3] >= horizon]
             self._activity.append((role, channel, start, end))
         return self._deadlines() + self._state_rules(None, timed_only=True)
+
+    def hold(self, key: str, role: str, start: float) -> None:
+        """An utterance went to the recogniser: deadlines due after its start wait for its result
+        (exactly, whatever the replay speed — a TTL in media time would not hold at 50×)."""
+        self._asr_pending[key] = (role, start)
+
+    def release(self, key: str) -> list[Alert]:
+        """Its result is in (a final, or nothing: rejected, empty or failed)."""
+        if self._asr_pending.pop(key, None) is None:
+            return []
+        return self._deadlines()
 
     def on_dtmf(self, digit: str, media_time: float) -> list[Alert]:
         self.now = max(self.now, media_time)
@@ -353,6 +365,8 @@ class CallAnalytics:
     def _held_back(self, role: str, due: float) -> bool:
         if self._finishing:
             return False
+        if any((role == "any" or r == role) and s <= due for r, s in self._asr_pending.values()):
+            return True
         horizon = self.now - PENDING_TTL_S
         if any((role == "any" or r == role) and s <= due and seen >= horizon for r, s, seen in self._pending.values()):
             return True

@@ -213,6 +213,8 @@ class CallSession:
             job.submitted = time.monotonic()  # type: ignore[attr-defined]
             self._pending_finals += 1
             self._idle.clear()
+            if self.analytics:
+                self.analytics.hold(job.key, ch.role, seg.speech_start)
             self._submit(job)
 
     def _submit(self, job: AsrJob) -> None:
@@ -311,7 +313,8 @@ class CallSession:
             self.engine.metrics.final_latency.observe(time.monotonic() - job.submitted)  # type: ignore[attr-defined]
         self._held[ch.index][job.seq] = transcript
         while self._next_emit[ch.index] in self._held[ch.index]:
-            t = self._held[ch.index].pop(self._next_emit[ch.index])
+            seq = self._next_emit[ch.index]
+            t = self._held[ch.index].pop(seq)
             self._next_emit[ch.index] += 1
             if t is not None:
                 self.finals += 1
@@ -319,6 +322,8 @@ class CallSession:
                 self._role_words[ch.index] = self._role_words.get(ch.index, 0) + len(t.text.split())
                 self.engine.metrics.utterances.labels("final").inc()
                 self._publish_transcript(t, self._extras.pop(t.utterance_id, None))
+            if self.analytics:  # published (or nothing to publish): deadlines need not wait for it
+                self._emit_alerts(self.analytics.release(f"{self.call_id}:{ch.index}:{seq}"))
         self._pending_finals -= 1
         if self._pending_finals <= 0:
             self._idle.set()
