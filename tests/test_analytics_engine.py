@@ -392,3 +392,87 @@ def test_no_sentiment_scorer_scores_neutral(pack):
     t = tr("customer", "I want to speak to your supervisor", 1, 2)
     alerts = ca.on_transcript(t)
     assert by_rule(alerts, "supervisor_request") and ca.sentiment_of(t.utterance_id) == 0.0
+
+
+# ---- metadata key aliases ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def events_pack():
+    return compile_pack(load_pack(DATA / "rules_events.yaml"))
+
+
+def real(pack, metadata: dict[str, Any] | None = None) -> CallAnalytics:
+    """Real TalkMetrics and CallMetrics; sentiment off (neutral)."""
+    return CallAnalytics("c1", pack, language="en", metadata=metadata or {}, sentiment=None)
+
+
+@pytest.mark.parametrize(("metadata", "fires"), [
+    ({"agent_id": "temp-3"}, {"temp_agent"}),
+    ({"agent": "temp-3"}, {"temp_agent"}),  # agent is agent_id's alias
+    ({"agent_id": "a-7"}, {"agent_seven"}),  # and the other way round
+    ({"agent": "a-7"}, {"agent_seven"}),
+    ({"agent_id": "a-7", "agent": "temp-3"}, {"agent_seven"}),  # agent_id wins when both are set
+    ({"agent_id": None, "agent": "temp-3"}, {"temp_agent"}),  # an unset (None) value is absent
+    ({}, set()),
+])
+def test_metadata_agent_id_and_agent_are_one_key(events_pack, metadata, fires):
+    ca = real(events_pack)
+    got = {a.rule_id for a in ca.on_metadata(metadata)}
+    assert got == fires
+
+
+# ---- deadlines started by call events (engine patch) -----------------------------------------------
+ENGINE_PATCHED = hasattr(CallAnalytics, "on_speech")
+needs_engine_patch = pytest.mark.xfail(not ENGINE_PATCHED, strict=True,
+                                       reason="needs the event-started deadline patch in engine.py")
+
+
+@needs_engine_patch
+def test_deadline_from_another_rules_alert(events_pack):
+    ca = real(events_pack)
+    transfer = ca.on_transcript(tr("agent", "let me transfer you, thanks for holding", 8, 10))
+    assert [a.rule_id for a in transfer] == ["transfer_said"]  # its own utterance does not satisfy it
+    assert not by_rule(ca.advance(24.9), "greet_after_transfer")
+    got = by_rule(ca.advance(26.0), "greet_after_transfer")
+    assert len(got) == 1 and (got[0].media_time, got[0].start, got[0].role, got[0].text) == (25.0, 25.0, "agent", "")
+    ok = real(events_pack)
+    ok.on_transcript(tr("agent", "I will transfer you now", 8, 10))
+    ok.on_transcript(tr("agent", "hi, thanks for holding", 20, 22))
+    assert not by_rule(ok.advance(40.0) + ok.finish(60.0)[0], "greet_after_transfer")
+
+
+@needs_engine_patch
+def test_deadline_from_an_alert_category_waits_for_the_confirmation(events_pack):
+    ca = real(events_pack)
+    p = ca.on_transcript(tr("customer", "get me a supervisor", 4, 5, final=False, uid="s"))
+    assert [a.state for a in by_rule(p, "supervisor_asked")] == ["provisional"]
+    ca.on_transcript(tr("customer", "get me a super bowl ticket", 4, 6, uid="s"))  # retracted
+    assert not by_rule(ca.advance(40.0), "acknowledge_escalation")
+    ca.on_transcript(tr("customer", "I want your supervisor", 41, 43))
+    got = by_rule(ca.advance(70.0), "acknowledge_escalation")
+    assert [a.media_time for a in got] == [63.0]
+
+
+@needs_engine_patch
+def test_deadline_from_dtmf_each_entry_starts_a_clock(events_pack):
+    ca = real(events_pack)
+    ca.on_dtmf("1", 2.0)
+    assert not by_rule(ca.advance(14.0), "answer_operator_key")
+    ca.on_dtmf("0", 5.0)
+    assert [a.media_time for a in by_rule(ca.advance(16.0), "answer_operator_key")] == [15.0]
+    ca.on_dtmf("0", 20.0)
+    ca.on_transcript(tr("agent", "operator, how can I help?", 22, 24))
+    assert not by_rule(ca.advance(40.0), "answer_operator_key")
+
+
+@needs_engine_patch
+def test_deadline_from_metadata_starts_on_the_edge(events_pack):
+    at_start = real(events_pack, {"queue": "vip"})
+    assert [a.media_time for a in by_rule(at_start.advance(6.0), "greet_vip")] == [5.0]
+    later = real(events_pack, {"queue": "billing"})
+    later.advance(10.0)
+    later.on_metadata({"queue": "vip"})
+    later.on_metadata({"queue": "vip"})  # still vip: no new clock
+    assert [a.media_time for a in by_rule(later.advance(30.0), "greet_vip")] == [15.0]
+    greeted = real(events_pack, {"queue": "vip"})
+    greeted.on_transcript(tr("agent", "welcome back", 1, 3))
+    assert not by_rule(greeted.advance(30.0), "greet_vip")

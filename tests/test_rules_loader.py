@@ -177,3 +177,99 @@ def test_compile_indexes_literal_triggers():
     assert triggers["offer_after_interest"] and triggers["vip_opening"]
     # rules without any phrase are evaluated on every utterance
     assert triggers["angry_customer"] is None and triggers["long_silence_turn"] is None
+
+
+EVENT_STARTS = textwrap.dedent("""\
+    rules:
+      - id: transfer_said
+        label: process.transfer
+        category: process_error
+        when: {phrase: {role: agent, any_of: [transfer you]}}
+      - id: greet_after_transfer
+        label: process.no_greeting
+        category: process_error
+        when:
+          deadline:
+            say: {phrase: {role: agent, any_of: [thanks for holding]}}
+            within: 15
+            from: {alert: {rule: transfer_said}}
+      - id: answer_operator_key
+        label: process.slow_response
+        category: process_error
+        when:
+          deadline:
+            say: {phrase: {role: agent, any_of: [how can i help]}}
+            within: 10
+            from: {dtmf: {pressed: "0"}}
+      - id: greet_vip
+        label: process.no_greeting
+        category: process_error
+        when:
+          all:
+            - deadline:
+                say: {phrase: {role: agent, any_of: [welcome]}}
+                within: 5
+                from: {metadata: {key: queue, equals: vip}}
+            - metadata: {key: direction, equals: inbound}
+      - id: after_any_escalation
+        label: process.escalation
+        category: process_error
+        when:
+          deadline:
+            say: {phrase: {role: agent, any_of: [i understand]}}
+            within: 20
+            from: {alert: {category: escalation}}
+    """)
+
+
+def test_deadline_from_call_events_parses(tmp_path):
+    pack = load_pack(_write(tmp_path, EVENT_STARTS))
+    starts = {r.id: r.when.start for r in pack.rules if isinstance(r.when, S.Deadline)}
+    assert starts["greet_after_transfer"] == S.AlertOf(rule="transfer_said", line=13)
+    assert starts["answer_operator_key"] == S.Dtmf("0", 21)
+    assert starts["after_any_escalation"] == S.AlertOf(category="escalation", line=39)
+    vip = next(r for r in pack.rules if r.id == "greet_vip").when
+    assert isinstance(vip, S.All) and isinstance(vip.items[0].start, S.Metadata)  # type: ignore[union-attr]
+    compiled = compile_pack(pack)
+    kinds = {r.id: r.kind for r in compiled.rules}
+    assert {kinds[k] for k in ("greet_after_transfer", "answer_operator_key", "greet_vip")} == {"deadline"}
+    assert all(r.deadline.event_start for r in compiled.rules if r.deadline is not None)
+    # an event start is checked on its event: it is not a watched utterance condition
+    assert not any(isinstance(w, (S.AlertOf, S.Dtmf, S.Metadata)) for w in compiled.watches)
+
+
+@pytest.mark.parametrize(("frm", "words"), [
+    ("{alert: {rule: nope}}", ("unknown rule", "nope")),
+    ("{alert: {rule: a, label: process.transfer}}", ("exactly one of rule / label / category",)),
+    ("{alert: {rule: a}}", ("own alert",)),
+    ("{trend: {turns: 3, mean_below: -0.3}}", ("utterance condition", "dtmf / metadata / alert")),
+    ("call_end", ("call_start", "dtmf, metadata, alert")),
+    ("{dtmf: {pressed: x}}", ("DTMF digits",)),
+])
+def test_deadline_from_errors_name_the_line(tmp_path, frm, words):
+    text = ("rules:\n  - id: a\n    label: process.no_greeting\n    category: process_error\n    when:\n"
+            "      deadline:\n        say: {phrase: {any_of: [hello]}}\n        within: 5\n"
+            f"        from: {frm}\n")
+    with pytest.raises(RuleError) as info:
+        load_pack(_write(tmp_path, text))
+    assert any(ln == 9 and all(w in msg for w in words) for ln, msg in info.value.problems), info.value.problems
+
+
+def test_alert_condition_only_as_a_deadline_start(tmp_path):
+    text = ("rules:\n  - id: a\n    label: process.error\n    category: process_error\n"
+            "    when: {alert: {rule: b}}\n")
+    with pytest.raises(RuleError) as info:
+        load_pack(_write(tmp_path, text))
+    assert info.value.problems[0][0] == 5 and "only allowed as a deadline's from" in info.value.problems[0][1]
+
+
+def test_alert_start_may_name_a_rule_of_another_pack(tmp_path):
+    a = _write(tmp_path, "rules:\n  - id: a\n    label: process.no_greeting\n    category: process_error\n"
+                         "    when:\n      deadline:\n        say: {phrase: {any_of: [hello]}}\n"
+                         "        within: 5\n        from: {alert: {rule: b}}\n", "a.yaml")
+    b = _write(tmp_path, "rules:\n  - id: b\n    label: process.transfer\n    category: process_error\n"
+                         "    when: {phrase: {any_of: [transfer]}}\n", "b.yaml")
+    assert [r.id for r in load_pack(a, b).rules] == ["a", "b"]
+    assert any(":9: warning:" in w and "'b' is not defined in this pack" in w for w in check_pack(a))
+    with pytest.raises(RuleError, match="unknown rule 'b'"):
+        load_pack(a)

@@ -171,8 +171,8 @@ def compile_pack(pack: S.Pack) -> CompiledPack:
                 utt_sentiment = True
             if isinstance(c, (S.Sequence, S.Order)):
                 watches.append(c.first)
-            elif isinstance(c, S.Deadline):
-                watches.extend([c.say] + ([c.start] if c.start is not None else []))
+            elif isinstance(c, S.Deadline):  # an event start is checked on its event, not on utterances
+                watches.extend([c.say] + ([c.start] if c.start is not None and not c.event_start else []))
     index = PhraseIndex(leaves)
     compiled: list[CompiledRule] = []
     by_leaf: dict[int, list[int]] = {}
@@ -293,20 +293,45 @@ def eval_state(c: S.Cond, st: CallView) -> list[Ev] | None:
     return None
 
 
+def metadata_value(meta: Mapping[str, Any], key: str, language: str | None = None) -> Any:
+    """The call metadata value of ``key`` (None = absent). ``agent_id`` and ``agent`` are one key
+    (whichever the telephony side set, ``agent_id`` first), as in the alert bus's ``agent`` filter;
+    ``language`` falls back to the call's language."""
+    for k in S.METADATA_ALIASES.get(key, (key,)):
+        if meta.get(k) is not None:
+            return meta[k]
+    return language if key == "language" else None
+
+
 def _metadata_ok(c: S.Metadata, st: CallView) -> bool:
-    meta = dict(st.metadata)
-    if c.key == "language" and st.language:
-        meta.setdefault("language", st.language)
+    value = metadata_value(st.metadata, c.key, st.language)
     if c.exists is not None:
-        return (c.key in meta and meta[c.key] is not None) == c.exists
-    if c.key not in meta or meta[c.key] is None:
+        return (value is not None) == c.exists
+    if value is None:
         return False
-    value = meta[c.key]
     if c.regex is not None:
         return re.search(c.regex, str(value)) is not None
     if c.in_ is not None:
         return value in c.in_ or str(value) in {str(x) for x in c.in_}
     return value == c.equals or str(value) == str(c.equals)
+
+
+def starts_clock(rule_id: str, dl: S.Deadline, event: str, st: CallView, alert: Any = None) -> bool:
+    """Whether a call event starts a clock of deadline ``dl`` (of rule ``rule_id``) whose ``from``
+    is an event. ``event``: ``dtmf`` (just after a digit was added to ``st.dtmf``: the digits
+    pressed so far end with ``pressed``, so each entry of the sequence counts), ``metadata`` (the
+    metadata condition holds now: the caller starts a clock on its false → true edge, the call
+    start included) or ``alert`` (a confirmed alert of another rule matching rule/label/category).
+    """
+    s = dl.start
+    if event == "dtmf":
+        return isinstance(s, S.Dtmf) and st.dtmf.endswith(s.pressed)
+    if event == "metadata":
+        return isinstance(s, S.Metadata) and _metadata_ok(s, st)
+    if event == "alert":
+        return (isinstance(s, S.AlertOf) and alert is not None and getattr(alert, "state", "") == "confirmed"
+                and alert.rule_id != rule_id and s.matches(alert.rule_id, alert.label, alert.category))
+    raise ValueError(f"unknown deadline start event {event!r}")
 
 
 def eval_call(pack: CompiledPack, c: S.Cond, st: CallView) -> list[Ev] | None:
@@ -334,4 +359,4 @@ def eval_call(pack: CompiledPack, c: S.Cond, st: CallView) -> list[Ev] | None:
 
 
 __all__ = ["CallView", "CompiledPack", "CompiledRule", "Ev", "Utt", "compile_pack", "eval_call", "eval_state",
-           "eval_utt"]
+           "eval_utt", "metadata_value", "starts_clock"]

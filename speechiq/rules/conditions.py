@@ -2,8 +2,9 @@
 
 Every condition is a one-key mapping; see docs/rules.md. Placement rules checked here:
 ``last``/``exists`` only in call scope, ``deadline`` only in utterance scope at the root (or in a
-root ``all`` beside state conditions), and the parts of ``sequence``/``order``/``deadline`` must
-be utterance conditions without further temporal nesting.
+root ``all`` beside state conditions), the parts of ``sequence``/``order``/``deadline`` must be
+utterance conditions without further temporal nesting, except a deadline's ``from``, which may
+also be one call event (``dtmf``, ``metadata`` or ``alert``; ``alert`` is allowed nowhere else).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from . import schema as S
 from .loader import LineDict, LineList, Validator, _kind, phrase_problems
 
 CONDITION_KEYS = ("all", "any", "not", "exists", "phrase", "semantic", "within", "after", "last", "deadline",
-                  "sequence", "order", "sentiment", "trend", "metric", "metadata", "dtmf")
+                  "sequence", "order", "sentiment", "trend", "metric", "metadata", "dtmf", "alert")
+EVENT_START_KEYS = ("dtmf", "metadata", "alert")  # a deadline's ``from`` may be one of these call events
 
 
 def parse_condition(v: Validator, value: Any, line: int, scope: str, where: str) -> S.Cond | None:
@@ -155,7 +157,8 @@ def _part(v: Validator, m: LineDict, key: str, scope: str, w: str, outer: str) -
         return None
     c = _cond(v, m[key], m.line_of(key), scope, f"{w}.{key}", nested_in=outer)
     if c is not None and not _has_utterance_leaf(c):
-        v.err(m.line_of(key), f"{w}.{key} must contain an utterance condition (phrase, semantic, sentiment …)")
+        alt = f", or be one {' / '.join(EVENT_START_KEYS)} event" if key == "from" else ""
+        v.err(m.line_of(key), f"{w}.{key} must contain an utterance condition (phrase, semantic, sentiment …){alt}")
         return None
     if c is not None and any(isinstance(x, (S.Last, S.Exists)) for x in S.walk(c)):
         v.err(m.line_of(key), f"{w}.{key}: last/exists cannot be used inside {outer}")
@@ -192,9 +195,14 @@ def _deadline(v: Validator, body: Any, ln: int, scope: str, w: str) -> S.Cond | 
     frm = m.get("from", "call_start")
     if frm != "call_start":
         if isinstance(frm, str):
-            v.err(m.line_of("from"), f"{w}.from must be call_start or a condition, got {frm!r}")
+            v.err(m.line_of("from"), f"{w}.from must be call_start, an utterance condition or one of "
+                                     f"{', '.join(EVENT_START_KEYS)}; got {frm!r}")
             return None
-        start = _part(v, m, "from", scope, w, "deadline")
+        if isinstance(frm, LineDict) and len(frm) == 1 and next(iter(frm)) in EVENT_START_KEYS:
+            key = next(iter(frm))
+            start = _LEAVES_FROM[key](v, frm[key], frm.line_of(key), scope, f"{w}.from.{key}")
+        else:
+            start = _part(v, m, "from", scope, w, "deadline")
         if start is None:
             return None
     role = _role(v, m, w, default=_first_role(say) if say is not None else "any")
@@ -290,6 +298,27 @@ def _metadata(v: Validator, body: Any, ln: int, scope: str, w: str) -> S.Cond | 
                       regex=str(m["regex"]) if t == "regex" else None, exists=m.get("exists"), line=ln)
 
 
+def _alert_of(v: Validator, body: Any, ln: int, scope: str, w: str) -> S.Cond | None:
+    """``alert: {rule: ID}`` / ``{label: L}`` / ``{category: C}`` — only reached from a deadline's from."""
+    m = v.mapping(body, ln, w, {"rule", "label", "category"})
+    if m is None:
+        return None
+    given = [k for k in ("rule", "label", "category") if k in m]
+    if len(given) != 1:
+        v.err(m.line, f"{w}: give exactly one of rule / label / category")
+        return None
+    k = given[0]
+    val = v.text(m[k], m.line_of(k), f"{w}.{k}")
+    if val is None:
+        return None
+    return S.AlertOf(**{k: val}, line=ln)
+
+
+def _alert_elsewhere(v: Validator, body: Any, ln: int, scope: str, w: str) -> S.Cond | None:
+    v.err(ln, f"{w}: alert is only allowed as a deadline's from (deadline: {{from: {{alert: …}}}})")
+    return None
+
+
 def _dtmf(v: Validator, body: Any, ln: int, scope: str, w: str) -> S.Cond | None:
     m = v.mapping(body, ln, w, {"pressed"}, {"pressed"})
     if m is None or "pressed" not in m:
@@ -303,6 +332,7 @@ def _dtmf(v: Validator, body: Any, ln: int, scope: str, w: str) -> S.Cond | None
 
 _LEAVES = {"phrase": _phrase, "semantic": _semantic, "within": _within, "after": _after, "last": _last,
            "deadline": _deadline, "sequence": _sequence, "order": _order, "sentiment": _sentiment,
-           "trend": _trend, "metric": _metric, "metadata": _metadata, "dtmf": _dtmf}
+           "trend": _trend, "metric": _metric, "metadata": _metadata, "dtmf": _dtmf, "alert": _alert_elsewhere}
+_LEAVES_FROM = {**_LEAVES, "alert": _alert_of}
 
-__all__ = ["CONDITION_KEYS", "parse_condition"]
+__all__ = ["CONDITION_KEYS", "EVENT_START_KEYS", "parse_condition"]

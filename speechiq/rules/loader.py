@@ -294,6 +294,9 @@ def parse_pack_data(data: Any, source: str, v: Validator) -> tuple[str, str, lis
             when = parse_condition(v, r["when"], r.line_of("when"), scope or "utterance", f"{where}: when")
         if None in (rid, label, category, severity, scope, langs, cooldown, when):
             continue
+        for c in S.walk(when):  # type: ignore[arg-type]
+            if isinstance(c, S.AlertOf) and c.rule == rid:
+                v.err(c.line, f"{where}: a deadline cannot start from the rule's own alert")
         rules.append(S.Rule(id=rid, label=label, category=category, severity=severity, when=when,  # type: ignore[arg-type]
                             description=desc if isinstance(desc, str) else "", languages=langs,  # type: ignore[arg-type]
                             cooldown_s=cooldown, scope=scope, enabled=bool(enabled), source=source,  # type: ignore[arg-type]
@@ -325,6 +328,10 @@ def validate_file(path: str | os.PathLike[str]) -> tuple[S.Pack | None, Validato
         v.errors.extend(exc.problems)
         return None, v
     name, description, rules = parse_pack_data(tree, source, v)
+    ids = {r.id for r in rules}
+    for ln, ref in alert_refs(rules):
+        if ref not in ids:  # may be defined in another pack loaded together: load_pack decides
+            v.warnings.append((ln, f"alert rule {ref!r} is not defined in this pack"))
     if v.errors:
         return None, v
     warnings = tuple(f"{source}:{ln if ln is not None else '?'}: {m}" for ln, m in v.warnings)
@@ -344,8 +351,6 @@ def load_pack(*paths: str | os.PathLike[str]) -> S.Pack:
             raise RuleError(v.source, sorted(v.errors, key=lambda e: e[0] or 0))
         packs.append(pack)
         blobs.append(read_source(p)[0])
-    if len(packs) == 1:
-        return packs[0]
     seen: dict[str, S.Rule] = {}
     for pk in packs:
         for r in pk.rules:
@@ -353,10 +358,22 @@ def load_pack(*paths: str | os.PathLike[str]) -> S.Pack:
                 raise RuleError(r.source, [(r.line, f"rule id {r.id!r} already defined in {seen[r.id].source}"
                                                     f":{seen[r.id].line}")])
             seen[r.id] = r
+    for r in seen.values():
+        missing = [(ln, ref) for ln, ref in alert_refs([r]) if ref not in seen]
+        if missing:
+            raise RuleError(r.source, [(ln, f"rule {r.id!r}: deadline from alert of unknown rule {ref!r}")
+                                       for ln, ref in missing])
+    if len(packs) == 1:
+        return packs[0]
     name = "+".join(p.name for p in packs if p.name)
     return S.Pack(rules=tuple(seen.values()), version=pack_version(blobs), name=name, description="",
                   sources=tuple(s for p in packs for s in p.sources),
                   warnings=tuple(w for p in packs for w in p.warnings))
+
+
+def alert_refs(rules: list[S.Rule]) -> list[tuple[int, str]]:
+    """(line, rule id) of every ``alert: {rule: ID}`` deadline start in these rules."""
+    return [(c.line, c.rule) for r in rules for c in S.walk(r.when) if isinstance(c, S.AlertOf) and c.rule]
 
 
 def phrase_problems(v: Validator, texts: S.LangTexts, line: int, what: str, pinyin: bool) -> None:
@@ -371,5 +388,5 @@ def phrase_problems(v: Validator, texts: S.LangTexts, line: int, what: str, piny
         v.warnings.append((line, f"{what}: pinyin: true but no Chinese phrase to match by pinyin"))
 
 
-__all__ = ["LineDict", "LineList", "MarkedLoader", "Validator", "load_pack", "normalise_bytes", "pack_version",
-           "parse_yaml", "read_source", "validate_file"]
+__all__ = ["LineDict", "LineList", "MarkedLoader", "Validator", "alert_refs", "load_pack", "normalise_bytes",
+           "pack_version", "parse_yaml", "read_source", "validate_file"]

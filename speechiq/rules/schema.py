@@ -32,6 +32,8 @@ STATE_METRICS = (
     "talk_time", "speech_rate", "agent_talk_ratio", "first_agent_speech",
 )
 ROLE_METRICS = ("interruptions", "talk_time", "speech_rate")
+# metadata keys that name one thing: a condition on either reads whichever the call has (first wins)
+METADATA_ALIASES: dict[str, tuple[str, ...]] = {"agent_id": ("agent_id", "agent"), "agent": ("agent_id", "agent")}
 ALL_LANGS = "*"  # key of a phrase/regex/example list that applies to every language
 
 # per-language text lists: ((lang or "*", (text, ...)), ...)
@@ -102,9 +104,32 @@ class Last:
 class Deadline:
     say: Cond
     within: float
-    start: Cond | None  # None = call_start
+    start: Cond | None  # None = call_start; an utterance condition, or an event (Dtmf, Metadata, AlertOf)
     role: str
     line: int = 0
+
+    @property
+    def event_start(self) -> bool:
+        """The clock starts on a call event (DTMF, metadata change, another rule's alert)."""
+        return isinstance(self.start, EVENT_STARTS)
+
+
+@dataclass(frozen=True)
+class AlertOf:
+    """A confirmed alert of this call by rule id, label or category (exactly one is set).
+    Only allowed as a deadline's ``from``."""
+
+    rule: str | None = None
+    label: str | None = None
+    category: str | None = None
+    line: int = 0
+
+    def matches(self, rule_id: str, label: str, category: str) -> bool:
+        if self.rule is not None:
+            return rule_id == self.rule
+        if self.label is not None:
+            return label == self.label
+        return category == self.category
 
 
 @dataclass(frozen=True)
@@ -165,7 +190,9 @@ class Dtmf:
 
 
 Cond = (All | AnyOf | Not | Exists | Phrase | Semantic | Within | After | Last | Deadline | Sequence | Order
-        | Sentiment | Trend | Metric | Metadata | Dtmf)
+        | Sentiment | Trend | Metric | Metadata | Dtmf | AlertOf)
+
+EVENT_STARTS = (Dtmf, Metadata, AlertOf)  # what a deadline's ``from`` may be besides an utterance condition
 
 UTTERANCE_CONDS = (Phrase, Semantic, Within, After, Last, Sentiment, Sequence, Order)
 STATE_CONDS = (Trend, Metadata, Dtmf)
@@ -221,7 +248,8 @@ class Pack:
 
 
 __all__ = [
-    "CATEGORIES", "LABELS", "LANGUAGES", "OPS", "ROLES", "SCOPES", "SEVERITIES", "After", "All", "AnyOf",
+    "CATEGORIES", "EVENT_STARTS", "LABELS", "LANGUAGES", "METADATA_ALIASES", "OPS", "ROLES", "SCOPES",
+    "SEVERITIES", "After", "AlertOf", "All", "AnyOf",
     "Cond", "Deadline", "Dtmf", "Exists", "Last", "Metadata", "Metric", "Not", "Order", "Pack", "Phrase",
     "Rule", "Semantic", "Sentiment", "Sequence", "Trend", "Within", "children", "walk",
 ]
