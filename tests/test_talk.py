@@ -154,3 +154,43 @@ def test_matches_brute_force_in_any_arrival_order(events, rnd: random.Random):
         assert abs(t.longest_silence - longest) < 1e-6
         assert all(abs(t.talk_time[r] - talk[r]) < 1e-6 for r in talk)
         assert 0.0 <= t.agent_talk_ratio <= 1.0
+
+
+# ---- speech still in progress (on_speech) --------------------------------------------------------
+def test_open_speech_stops_the_live_silence_without_counting_talk_time():
+    tm = TalkMetrics()
+    tm.on_activity("agent", 0.0, 4.0)
+    tm.advance(13.5)
+    assert tm.current_silence == pytest.approx(9.5)
+    tm.on_speech("customer", 13.5, 14.0)
+    tm.on_speech("customer", 13.5, 15.5)  # heard further
+    tm.advance(15.5)
+    assert tm.current_silence == 0.0
+    assert tm.longest_silence == pytest.approx(9.5)  # the silence the open speech ended
+    assert tm.talk_time["customer"] == 0.0
+    tm.on_activity("customer", 13.5, 16.0)  # the utterance closes
+    tm.advance(17.0)
+    assert tm.current_silence == pytest.approx(1.0)
+    assert tm.talk_time["customer"] == pytest.approx(2.5) and tm.longest_silence == pytest.approx(9.5)
+
+
+def test_open_speech_not_re_reported_goes_stale():
+    tm = TalkMetrics()
+    tm.on_speech("agent", 1.0, 2.0)
+    tm.advance(3.9)
+    assert tm.current_silence == 0.0
+    tm.advance(10.0)  # nothing heard since 2.0 (and no interval ever closed it)
+    assert tm.current_silence == pytest.approx(8.0)
+
+
+def test_an_earlier_late_interval_does_not_close_open_speech():
+    tm = TalkMetrics()
+    tm.on_speech("agent", 10.0, 11.0)
+    tm.on_activity("agent", 2.0, 5.0)  # the previous utterance of that role, reported late
+    tm.advance(11.0)
+    assert tm.current_silence == 0.0
+
+
+def test_open_speech_rejects_non_finite_times():
+    with pytest.raises(ValueError):
+        TalkMetrics().on_speech("agent", float("nan"), 1.0)

@@ -14,6 +14,10 @@ maxima), so memory per call is bounded however long the call runs.
 - a role's overlapping intervals (e.g. re-reported or joined legs) merge; only new time counts;
 - ``mixed`` (one channel carrying both parties) and any other role end mutual silence but are
   not attributed to either party: no over-talk, interruptions or talk ratio from them.
+
+Speech still in progress (an open VAD utterance) is known only from :meth:`TalkMetrics.on_speech`;
+without it ``current_silence`` (and so ``longest_silence``) runs on through a turn that is still
+open until that turn closes. With it the live silence stops when the speech starts.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ INTERRUPT_MIN_S = 0.3
 PARTIES = ("agent", "customer")
 _EPS = 1e-6
 _TOL = 0.05  # a transcript's start and its VAD interval's start may differ by rounding
+OPEN_HOLD_S = 2.0  # open speech not re-reported for this long no longer counts as going on
 
 Interval = tuple[float, float]
 
@@ -81,6 +86,7 @@ class TalkMetrics:
         self._pruned_end = 0.0  # end of the speech already folded out of the window
         self._settled_longest = 0.0  # longest silence among folded-out speech
         self._gaps: float | None = 0.0  # cached longest gap inside the window
+        self._open: dict[str, Interval] = {}  # role -> (start, heard until) of speech not closed yet
 
     # ---- inputs ------------------------------------------------------------------------------
     def on_activity(self, role: str, start: float, end: float) -> None:
@@ -99,6 +105,9 @@ class TalkMetrics:
         if role == "agent" and (self.first_agent_speech is None or start < self.first_agent_speech):
             self.first_agent_speech = start
         _insert_merged(self._union, start, end)
+        op = self._open.get(role)
+        if op is not None and end > op[0]:  # the open utterance closed
+            del self._open[role]
         self._gaps = None
         self._last_end = max(self._last_end, end)
         self.now = max(self.now, end)
@@ -121,6 +130,18 @@ class TalkMetrics:
             theirs = int(_interrupts(y, merged)) - sum(_interrupts(y, x) for x in replaced)
             self.interruptions[role] = max(0, self.interruptions.get(role, 0) + mine)
             self.interruptions[other] = max(0, self.interruptions.get(other, 0) + theirs)
+
+    def on_speech(self, role: str, start: float, until: float) -> None:
+        """Speech of ``role`` going on since ``start``, heard up to ``until`` (an open VAD
+        utterance, or a partial transcript). No talk time is counted (its interval comes with
+        :meth:`on_activity` when it closes); mutual silence stops at ``start``."""
+        start, until = max(0.0, _finite(start)), _finite(until)
+        op = self._open.get(role)
+        if op is not None and start <= op[1] + _TOL:  # the same utterance, heard further
+            start = min(start, op[0])
+            until = max(until, op[1])
+        self._open[role] = (start, max(start, until))
+        self.now = max(self.now, until)
 
     def on_final(self, role: str, start: float, end: float, n_words: int) -> None:
         """A final transcript: ``n_words`` words (Chinese: characters) spoken in [start, end]."""
@@ -164,22 +185,32 @@ class TalkMetrics:
         prev_end = self._union[i - 2][1] if i >= 2 else self._pruned_end
         return max(0.0, start - prev_end)
 
+    def _live_open(self) -> list[Interval]:
+        return [iv for iv in self._open.values() if self.now <= iv[1] + OPEN_HOLD_S]
+
     @property
     def current_silence(self) -> float:
-        """Mutual silence from the end of the latest known speech to ``now``. Speech still in
-        progress is known only when its utterance closes, so this can run ahead meanwhile."""
-        return max(0.0, self.now - self._last_end)
+        """Mutual silence from the end of the latest known speech to ``now``; 0 while speech
+        reported by :meth:`on_speech` is going on. Speech that was not reported open is known
+        only when its utterance closes, so the value can run ahead meanwhile."""
+        if self._live_open():
+            return 0.0
+        heard = max([self._last_end, *(e for _, e in self._open.values())])
+        return max(0.0, self.now - heard)
 
     @property
     def longest_silence(self) -> float:
-        """Longest mutual silence so far, the one still going on included."""
+        """Longest mutual silence so far, the one still going on (or just ended by open speech)
+        included."""
         if self._gaps is None:
             cursor, best = self._pruned_end, 0.0
             for s, e in self._union:
                 best = max(best, s - cursor)
                 cursor = max(cursor, e)
             self._gaps = best
-        return max(self._settled_longest, self._gaps, self.current_silence)
+        live = self._live_open()
+        ended = max(0.0, min(s for s, _ in live) - self._last_end) if live else 0.0
+        return max(self._settled_longest, self._gaps, self.current_silence, ended)
 
     def overtalk_at(self, start: float, role: str) -> float:
         """How long this role's turn starting at ``start`` overlapped the other party already speaking."""
