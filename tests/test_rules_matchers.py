@@ -90,3 +90,18 @@ def test_regex_runs_on_normalised_text():
     assert matched(idx, text) == {0: {"four four seven one nine two"}}
     assert matched(idx, "You get a refund within forty-eight hours.") == {1: {"refund within forty-eight hours"}}
     assert matched(idx, "refund within 48 hours", "zh") == {}
+
+
+def test_role_aware_scan_skips_only_what_cannot_hold():
+    # regex and fuzzy-only leaves (literal hits are one automaton pass and always recorded)
+    idx = PhraseIndex([leaf(regex=[r"\bcancel\b"], role="customer"), leaf(["supervisorr"], fuzzy=85, role="customer"),
+                       leaf(regex=[r"\bcancel\b"], role="agent"), leaf(["supervisr"], fuzzy=85, role="any")])
+    text = "cancel it and get the supervisor"
+    full = idx.scan(text, "en").hits
+    assert set(full) == {0, 1, 2, 3}
+    agent = idx.scan(text, "en", role="agent").hits
+    assert set(agent) == {2, 3} and agent[2] == full[2] and agent[3] == full[3]  # customer leaves skipped
+    customer = idx.scan(text, "en", role="customer").hits
+    assert set(customer) == {0, 1, 3} and all(customer[i] == full[i] for i in customer)
+    mixed = idx.scan(text, "en", role="mixed").hits  # neither party: only role-any leaves can hold
+    assert set(mixed) == {3}

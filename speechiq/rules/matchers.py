@@ -1,8 +1,11 @@
 """Phrase matching for a whole pack: one Aho-Corasick pass per utterance, pinyin, fuzzy, regex.
 
 Compile once (:class:`PhraseIndex`), then :meth:`PhraseIndex.scan` each utterance into a
-:class:`TextView` holding the literal and pinyin hits of every phrase leaf. Regex and fuzzy
-leaves are evaluated lazily, only when a rule reaches them.
+:class:`TextView` holding the hits of every phrase leaf: literal and pinyin (one automaton pass
+each), every distinct regex once, fuzzy after a cheap word-affix prefilter. All of it runs in the
+scan, eagerly, so rules can be indexed by the leaves that hit. Given the utterance's role, the
+scan skips the regex and fuzzy work of leaves of the other role (they can never hold on it);
+regex and fuzzy are most of a scan's cost.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .normalize import Normalized, has_cjk, norm, normalize
 from .pinyin import PinyinText, phrase_pinyin, text_pinyin
 
 MIN_FUZZY_CHARS = 4
+PARTY_ROLES = ("agent", "customer")  # utterance roles with their own leaves; any other role sees "any" leaves only
 
 Span = tuple[int, int, str]  # [start, end) in the normalised text, what matched
 
@@ -101,12 +105,24 @@ class PhraseIndex:
                             self._regex[lg][pat].append(i)
         self._ac = {lang: _automaton(keys) for lang, keys in self._keys.items()}
         self._py_ac = _automaton(self._py_keys)
-        self._fuzzy_post = {lang: _affix_postings(entries) for lang, entries in self._fuzzy.items()}
+        # per language and utterance role (None = every leaf): the regexes and fuzzy entries to run
+        self._regex_for: dict[tuple[str, str | None], list[tuple[re.Pattern[str], list[int]]]] = {}
+        self._fuzzy_for: dict[tuple[str, str | None], tuple[list[_Fuzzy], dict[str, np.ndarray], np.ndarray]] = {}
+        for lang in S.LANGUAGES:
+            for role in (None, *PARTY_ROLES, ""):
+                ok = [role is None or leaf.role in ("any", role) for leaf in leaves]
+                self._regex_for[(lang, role)] = [
+                    (self._compiled[pat], [i for i in ls if ok[i]]) for pat, ls in self._regex[lang].items()
+                    if any(ok[i] for i in ls)]
+                entries = [e for e in self._fuzzy[lang] if ok[e.leaf]]
+                self._fuzzy_for[(lang, role)] = (entries, *_affix_postings(entries))
         self.has_pinyin = bool(self._py_keys)
 
     # ---- per utterance ---------------------------------------------------------------------
-    def scan(self, text: str, lang: str, normalized: Normalized | None = None) -> TextView:
-        """Normalise once and find every phrase leaf's hits (see the class docstring)."""
+    def scan(self, text: str, lang: str, normalized: Normalized | None = None, role: str | None = None) -> TextView:
+        """Normalise once and find every phrase leaf's hits (see the class docstring). With the
+        utterance's ``role``, regex and fuzzy leaves of the other role are not run (their hits
+        could never count: a phrase leaf holds only on its role's utterances)."""
         nz = normalized or normalize(text)
         view = TextView(nz, lang)
         t = nz.text
@@ -129,22 +145,23 @@ class PhraseIndex:
                 s, e = py.source_span(end - len(key) + 2, end)
                 for leaf in self._py_keys[key]:
                     hits.setdefault(leaf, []).append((s, e, t[s:e]))
-        for pat, leaves in self._regex.get(lang, {}).items():
-            found = [(m.start(), m.end(), m.group()) for m in self._compiled[pat].finditer(t) if m.end() > m.start()]
+        key = (lang, role if role is None or role in PARTY_ROLES else "")
+        for rx, leaves in self._regex_for.get(key, ()):
+            found = [(m.start(), m.end(), m.group()) for m in rx.finditer(t) if m.end() > m.start()]
             if found:
                 for leaf in leaves:
                     hits.setdefault(leaf, []).extend(found)
-        if self._fuzzy.get(lang) and len(t) >= MIN_FUZZY_CHARS:
-            self._scan_fuzzy(view)
+        fuzzy = self._fuzzy_for.get(key)
+        if fuzzy is not None and fuzzy[0] and len(t) >= MIN_FUZZY_CHARS:
+            self._scan_fuzzy(view, *fuzzy)
         return view
 
     def match(self, view: TextView, leaf: int) -> list[Span]:
         """All spans of phrase leaf ``leaf`` in the utterance ([] = no match)."""
         return view.hits.get(leaf, [])
 
-    def _scan_fuzzy(self, view: TextView) -> None:
-        entries = self._fuzzy[view.lang]
-        post, need = self._fuzzy_post[view.lang]
+    def _scan_fuzzy(self, view: TextView, entries: list[_Fuzzy], post: dict[str, np.ndarray],
+                    need: np.ndarray) -> None:
         t = view.text
         words = set(t.split())
         arrs = [post[k] for w in words if len(w) >= 3 for k in (w[:3], "~" + w[-3:]) if k in post]
