@@ -121,7 +121,7 @@ def cmd_transcribe(args: argparse.Namespace, analyze: bool = False) -> int:
     async def run() -> Any:
         try:
             return await process_wav(engine, wav, call_id=Path(args.wav).stem, roles=_roles(args.roles),
-                                     language=args.language, on_event=on_event)
+                                     language=args.language, on_event=on_event, media_order=True)
         finally:
             await engine.close()
 
