@@ -13,7 +13,6 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 from .common import RESULTS, ROOT
@@ -114,7 +113,8 @@ def alerts_rows(d: dict[str, Any] | None) -> list[list[str]]:
     lat = (eng.get("latency") or {}).get("all")
     if lat:
         rows.append(["alert latency: alert arrival − end of its utterance (real-time replay)",
-                     f"p50 {_ms(lat['p50_ms'])}, p95 {_ms(lat['p95_ms'])} (n = {lat['n']})", "p50 ≤ 300 ms, p95 ≤ 800 ms"])
+                     f"p50 {_ms(lat['p50_ms'])}, p95 {_ms(lat['p95_ms'])} (n = {lat['n']})",
+                     "p50 ≤ 300 ms, p95 ≤ 800 ms"])
     truth = (d or {}).get("truth")
     if truth:
         tm = truth["all"]["micro"]
@@ -127,7 +127,8 @@ def rules_rows(d: dict[str, Any] | None) -> list[list[str]]:
     if not d:
         return [["rule engine", "not run", "≤ 0.2 ms"]]
     n = d["no_semantic"]
-    out = f"{n['cpu_mean_ms']:.3f} ms per utterance (finals {n['final_mean_ms']:.3f}, partials {n['partial_mean_ms']:.3f})"
+    out = (f"{n['cpu_mean_ms']:.3f} ms per utterance (finals {n['final_mean_ms']:.3f}, "
+           f"partials {n['partial_mean_ms']:.3f})")
     sem = d.get("semantic") or {}
     if "cpu_mean_ms" in sem:
         out += f"; with 10 semantic rules {sem['cpu_mean_ms']:.1f} ms"

@@ -13,14 +13,14 @@ from types import MappingProxyType
 from typing import Any
 
 
-class Role(str, Enum):
+class Role(str, Enum):  # noqa: UP042 (str() and format() of members must stay as they are)
     AGENT = "agent"
     CUSTOMER = "customer"
     MIXED = "mixed"
     UNKNOWN = "unknown"
 
 
-class Encoding(str, Enum):
+class Encoding(str, Enum):  # noqa: UP042
     PCM16 = "pcm16"  # signed 16-bit little-endian linear PCM (L16 / slin)
     MULAW = "mulaw"  # G.711 μ-law (PCMU)
     ALAW = "alaw"  # G.711 A-law (PCMA)
