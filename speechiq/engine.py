@@ -7,6 +7,7 @@ and get a :class:`CallBinding` back; they never touch the scheduler or the model
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 
 from .errors import OverloadError, ProtocolError
 from .events import Summary
-from .ingest import CallEnd, CallStart, IngestEvent
+from .ingest import CallEnd, CallStart, Dtmf, Gap, IngestEvent, MetadataUpdate
 from .metrics import EngineMetrics
 from .pipeline.session import CallSession
 from .settings import Settings
@@ -38,6 +39,13 @@ class CallBinding:
     def handle(self, event: IngestEvent) -> None:
         if self.superseded:
             raise ProtocolError("superseded", "another connection resumed this call", CLOSE_SUPERSEDED)
+        store = self.engine.store
+        if store is not None and isinstance(event, Dtmf | MetadataUpdate | Gap) and not self.session.finished:
+            if isinstance(event, Gap) and self.channel_map and event.channel is not None:
+                event = Gap(event.seconds, self.channel_map.get(event.channel, event.channel), event.reason)
+            elif isinstance(event, Dtmf) and self.channel_map and event.channel is not None:
+                event = Dtmf(event.digit, self.channel_map.get(event.channel, event.channel), event.duration_ms)
+            store.record_ingest(self.session.call_id, event, self.session.media_time)
         self.session.handle(event, self.channel_map or None)
 
     async def end(self, event: CallEnd) -> Summary | None:
@@ -64,6 +72,7 @@ class Engine:
         self.bus: Any = None
         self.tap: Any = None
         self.webhooks: Any = None
+        self.store: Any = None  # speechiq.store.CallStore while store.url is set
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def load(self) -> Engine:
@@ -80,7 +89,22 @@ class Engine:
         self.scheduler = AsrScheduler(self.decoder, self.settings.asr)
         self.scheduler.start()
         self._load_analytics()
+        self.open_store()
         return self
+
+    def open_store(self) -> Any:
+        """Open the durable store named by ``store.url`` (no-op when disabled or already open).
+        Blocking only for the URL check: the writer thread connects and creates the schema."""
+        if self.store is None and self.settings.store.enabled:
+            from .store import CallStore
+            from .store.metrics import register
+
+            self.store = CallStore.from_settings(self.settings.store)
+            try:
+                register(self.metrics.registry, self.store)
+            except ValueError:  # metrics shared with another engine that registered its store
+                log.warning("store metrics already registered on this registry; not exported twice")
+        return self.store
 
     def _load_analytics(self) -> None:
         from .alerts.bus import AlertBus, EventTap
@@ -124,6 +148,10 @@ class Engine:
             await asyncio.gather(*self._finishing, return_exceptions=True)
         if self.webhooks is not None:
             await self.webhooks.close()
+        if self.store is not None:  # every call has emitted its summary: write it all, then stop
+            store, self.store = self.store, None
+            if not await asyncio.to_thread(store.close, self.settings.store.close_timeout_s):
+                log.error("store: shut down with events not written (%s)", store.stats())
         if self.scheduler is not None:
             await asyncio.to_thread(self.scheduler.stop, 30.0)
 
@@ -159,6 +187,11 @@ class Engine:
             cmap = {spec.index: session.add_channel(spec, start.sample_rate, start.encoding)
                     for spec in start.channels}
             session.attach(sink)
+            if self.store is not None:
+                self.store.record(session.call_id, {
+                    "type": "leg_joined", "media_time": session.media_time, "platform": start.platform,
+                    "leg_call_id": start.call_id, "channels": [
+                        {"index": cmap[c.index], "role": c.role, "name": c.name} for c in start.channels]})
             binding = CallBinding(self, session, sink, channel_map=cmap, joined=True)
             self._bindings.setdefault(session.call_id, []).append(binding)
             return binding
@@ -173,6 +206,9 @@ class Engine:
             raise OverloadError("ASR queue above its high-water mark: try again later")
         session = CallSession(self, start)
         session.attach(sink)
+        if self.store is not None:
+            self.store.record_ingest(session.call_id, dataclasses.replace(start, resume_token=None), 0.0,
+                                     session.language if session.language != "auto" else None)
         self.sessions[session.call_id] = session
         self._by_token[session.resume_token] = session
         if join_key:
@@ -205,6 +241,8 @@ class Engine:
         if (start.sample_rate, start.encoding) != (session.sample_rate, session.encoding):
             session.retune(start)
         session.attach(sink, resume=True)
+        if self.store is not None:  # the same stored call continues: only the resume is recorded
+            self.store.record(session.call_id, session.started_event(resumed=True))
         asyncio.get_running_loop().call_soon(session.replay_missed, sink)  # after the caller's started
         binding = CallBinding(self, session, sink, resumed=True)
         legs.append(binding)
@@ -222,6 +260,8 @@ class Engine:
         legs = self._bindings.get(session.call_id, [])
         if binding in legs:
             legs.remove(binding)
+        if self.store is not None and session.summary is None and not binding.joined:
+            self.store.record_ingest(session.call_id, event, session.media_time)
         grace = self.settings.server.resume_grace_s
         if session.summary is not None or legs or (
                 event.reason in ("transport_lost", "reconnect") and grace > 0):
@@ -254,7 +294,7 @@ class Engine:
         return summary
 
     def on_call_finished(self, session: CallSession, summary: Summary) -> None:
-        """Hook for the store (console work) — nothing persists yet."""
+        """Hook after a call is finalised (the store already got its summary as a call event)."""
 
     # ---- fan-out -----------------------------------------------------------------------------
     def publish_alert(self, session: CallSession, alert: Any) -> None:
@@ -266,3 +306,5 @@ class Engine:
     def publish_call_event(self, call_id: str, event: Any) -> None:
         if self.tap is not None:
             self.tap.publish_call_event(call_id, event)
+        if self.store is not None and call_id in self.sessions:  # queued: never blocks the loop
+            self.store.record(call_id, event)

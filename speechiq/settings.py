@@ -124,7 +124,21 @@ class TelephonySettings(_Section):
 
 
 class StoreSettings(_Section):
-    url: str = "sqlite:///speechiq.db"
+    """The durable store of calls, finals, alerts and call events (docs/store.md)."""
+
+    url: str = Field("sqlite:///speechiq.db", description="sqlite:///PATH (relative to the working "
+                     "directory) or postgresql://user:pass@host/db; '' or 'none' disables the store")
+    schema_name: str | None = Field(None, description="PostgreSQL schema for the tables (default: search path)")
+    batch_ms: float = Field(150.0, gt=0, description="write a transaction at least this often")
+    batch_rows: int = Field(500, ge=1, description="at most this many events per transaction")
+    max_pending: int = Field(200_000, ge=1, description="events kept in memory while the database is "
+                             "unavailable; past it new events are refused and counted")
+    max_backoff_s: float = Field(5.0, gt=0, description="longest wait between retries of a failed write")
+    close_timeout_s: float = Field(30.0, ge=0, description="at shutdown, how long to keep retrying writes")
+
+    @property
+    def enabled(self) -> bool:
+        return self.url.strip().lower() not in ("", "none")
 
 
 class Settings(_Section):
