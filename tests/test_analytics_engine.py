@@ -420,13 +420,9 @@ def test_metadata_agent_id_and_agent_are_one_key(events_pack, metadata, fires):
     assert got == fires
 
 
-# ---- deadlines started by call events (engine patch) -----------------------------------------------
-ENGINE_PATCHED = hasattr(CallAnalytics, "on_speech")
-needs_engine_patch = pytest.mark.xfail(not ENGINE_PATCHED, strict=True,
-                                       reason="needs the event-started deadline patch in engine.py")
+# ---- deadlines started by call events -----------------------------------------------------------
 
 
-@needs_engine_patch
 def test_deadline_from_another_rules_alert(events_pack):
     ca = real(events_pack)
     transfer = ca.on_transcript(tr("agent", "let me transfer you, thanks for holding", 8, 10))
@@ -440,7 +436,6 @@ def test_deadline_from_another_rules_alert(events_pack):
     assert not by_rule(ok.advance(40.0) + ok.finish(60.0)[0], "greet_after_transfer")
 
 
-@needs_engine_patch
 def test_deadline_from_an_alert_category_waits_for_the_confirmation(events_pack):
     ca = real(events_pack)
     p = ca.on_transcript(tr("customer", "get me a supervisor", 4, 5, final=False, uid="s"))
@@ -452,7 +447,6 @@ def test_deadline_from_an_alert_category_waits_for_the_confirmation(events_pack)
     assert [a.media_time for a in got] == [63.0]
 
 
-@needs_engine_patch
 def test_deadline_from_dtmf_each_entry_starts_a_clock(events_pack):
     ca = real(events_pack)
     ca.on_dtmf("1", 2.0)
@@ -464,7 +458,6 @@ def test_deadline_from_dtmf_each_entry_starts_a_clock(events_pack):
     assert not by_rule(ca.advance(40.0), "answer_operator_key")
 
 
-@needs_engine_patch
 def test_deadline_from_metadata_starts_on_the_edge(events_pack):
     at_start = real(events_pack, {"queue": "vip"})
     assert [a.media_time for a in by_rule(at_start.advance(6.0), "greet_vip")] == [5.0]

@@ -18,13 +18,15 @@ import numpy as np
 
 from ..events import Alert, Evidence, Transcript
 from ..rules import schema as S
-from ..rules.compiler import CompiledPack, CompiledRule, Ev, Utt, eval_call, eval_state, eval_utt
+from ..rules.compiler import CompiledPack, CompiledRule, Ev, Utt, eval_call, eval_state, eval_utt, starts_clock
 from ..rules.matchers import TextView
 from ..rules.normalize import has_cjk
 
 log = logging.getLogger(__name__)
 
 PENDING_TTL_S = 5.0  # an unfinished utterance older than this no longer holds a deadline back
+OPEN_SPEECH_HOLD_S = 2.0  # open speech not re-reported for this long no longer holds a deadline back
+_TOL = 0.05  # open-speech reports of one utterance may differ in their start by rounding
 EVENT_KINDS = {"process.long_hold": "hold", "process.transfer": "transfer", "issue.repeat_contact": "repeat_contact",
                "process.escalation": "escalation", "escalation.supervisor_request": "supervisor_request",
                "process.long_silence": "silence", "process.overtalk": "overtalk"}
@@ -40,8 +42,9 @@ class _Open:
 class _Timer:
     armed_at: float
     due: float
-    source: Utt | None = None
+    source: Utt | None = None  # the utterance that started the clock (or whose alert did)
     done: bool = False
+    event: bool = False  # started by a call event (DTMF, metadata edge, another rule's alert)
 
 
 @dataclass
@@ -86,6 +89,9 @@ class CallAnalytics:
         self._open: dict[str, dict[int, _Open]] = {}  # utterance id -> rule index -> alert
         self._last_fire: dict[int, float] = {}
         self._state_truth: dict[int, bool] = {}
+        self._deferred: set[int] = set()  # state rules whose false -> true edge fell in their cooldown
+        self._speaking: dict[int, tuple[str, float, float]] = {}  # channel -> open speech (role, start, until)
+        self._confirmed: list[tuple[Alert, Utt | None]] = []  # confirmed alerts not yet offered to deadlines
         self._state_n: Counter[int] = Counter()
         self._timers: dict[int, list[_Timer]] = {}
         self._pending: dict[str, tuple[str, float, float]] = {}  # partial utterance -> (role, start, seen)
@@ -101,10 +107,16 @@ class CallAnalytics:
         self._timed_idx = [i for i in self._state_idx
                            if any(isinstance(c, S.Metric) for c in S.walk(pack.rules[i].rule.when))]
         self._deadline_idx = [i for i, cr in enumerate(pack.rules) if cr.kind == "deadline"]
+        # deadlines started by a call event, by event kind
+        self._event_idx: dict[type, list[int]] = {S.Dtmf: [], S.Metadata: [], S.AlertOf: []}
+        self._meta_truth: dict[int, bool] = {}
         for i in self._deadline_idx:
             dl = pack.rules[i].deadline
             if dl is not None and dl.start is None:
                 self._timers[i] = [_Timer(0.0, dl.within)]
+            elif dl is not None and dl.event_start:
+                self._event_idx[type(dl.start)].append(i)
+        self._metadata_edges()  # metadata already true at the call start starts a clock at 0
         if pack.has_semantic and semantic is None:
             log.warning("call %s: pack %s has semantic rules but no semantic model: they are skipped",
                         call_id, pack.version)
@@ -176,7 +188,7 @@ class CallAnalytics:
             self._first_agent = t.start if self._first_agent is None else min(self._first_agent, t.start)
         if not t.is_final:
             self._pending[t.utterance_id] = (t.role, t.start, self.now)
-            return self._utterance_rules(u)
+            return self._settle(self._utterance_rules(u))
         self._pending.pop(t.utterance_id, None)
         self._activity = [a for a in self._activity if not (a[1] == t.channel and a[2] < t.end and a[3] > t.start)]
         score = self.sentiment(u)
@@ -196,9 +208,11 @@ class CallAnalytics:
         self._deadline_progress(u, hits)
         alerts += self._deadlines()
         alerts += self._state_rules(u)
-        return alerts
+        return self._settle(alerts)
 
     def on_activity(self, role: str, channel: int, start: float, end: float) -> list[Alert]:
+        """A closed VAD speech interval of ``role`` on ``channel`` (it ends the open speech
+        reported for that channel by :meth:`on_speech`)."""
         self.now = max(self.now, end)
         try:
             self.talk.on_activity(role, start, end)
@@ -206,11 +220,38 @@ class CallAnalytics:
             log.exception("call %s: talk metrics rejected activity", self.call_id)
         if role == "agent":
             self._first_agent = start if self._first_agent is None else min(self._first_agent, start)
+        op = self._speaking.get(channel)
+        if op is not None and end > op[1]:
+            del self._speaking[channel]
         if not any(u.channel == channel and u.start < end and u.end > start for u in self.finals[-8:]):
             horizon = self.now - 2 * PENDING_TTL_S
             self._activity = [a for a in self._activity if a[3] >= horizon]
             self._activity.append((role, channel, start, end))
-        return self._deadlines() + self._state_rules(None, timed_only=True)
+        return self._settle(self._deadlines() + self._state_rules(None, timed_only=True))
+
+    def on_speech(self, role: str, channel: int, start: float, until: float) -> list[Alert]:
+        """Speech of ``role`` on ``channel`` going on since ``start`` and heard up to ``until``
+        (an open VAD utterance; the session reports it while it lasts, :meth:`on_activity` closes
+        it). Mutual silence stops at ``start`` (silence/hold rules no longer run on through the
+        turn), the agent's first speech is known at once, and deadlines of that role due after
+        ``start`` wait for the utterance. Rules are re-checked when the speech opens."""
+        if not (np.isfinite(start) and np.isfinite(until)):
+            log.warning("call %s: open speech with non-finite times ignored", self.call_id)
+            return []
+        self.now = max(self.now, until)
+        try:
+            self.talk.on_speech(role, start, until)
+        except Exception:
+            log.exception("call %s: talk metrics rejected open speech", self.call_id)
+        if role == "agent":
+            self._first_agent = start if self._first_agent is None else min(self._first_agent, start)
+        op = self._speaking.get(channel)
+        same = op is not None and op[0] == role and start <= op[2] + _TOL
+        self._speaking[channel] = (role, min(start, op[1]) if same and op else start,
+                                   max(until, op[2]) if same and op else until)
+        if same:
+            return []
+        return self._settle(self._deadlines() + self._state_rules(None, timed_only=True))
 
     def hold(self, key: str, role: str, start: float) -> None:
         """An utterance went to the recogniser: deadlines due after its start wait for its result
@@ -221,18 +262,30 @@ class CallAnalytics:
         """Its result is in (a final, or nothing: rejected, empty or failed)."""
         if self._asr_pending.pop(key, None) is None:
             return []
-        return self._deadlines()
+        return self._settle(self._deadlines())
 
     def on_dtmf(self, digit: str, media_time: float) -> list[Alert]:
+        """A DTMF digit at ``media_time``: each entry of a deadline's ``from: {dtmf: …}`` sequence
+        starts a clock at that time."""
         self.now = max(self.now, media_time)
         self.dtmf += str(digit).upper()
-        return self._state_rules(None)
+        for i in self._event_idx[S.Dtmf]:
+            dl = self.pack.rules[i].deadline
+            if dl is not None and starts_clock(self.pack.rules[i].id, dl, "dtmf", self):
+                self._arm(i, media_time, dl.within, None)
+        return self._settle(self._state_rules(None) + self._deadlines())
 
-    def on_metadata(self, metadata: Mapping[str, Any], language: str | None = None) -> list[Alert]:
+    def on_metadata(self, metadata: Mapping[str, Any], language: str | None = None,
+                    media_time: float | None = None) -> list[Alert]:
+        """A metadata update (at ``media_time``, default: now). A deadline's ``from: {metadata: …}``
+        starts a clock on the condition's false -> true edge."""
+        if media_time is not None and np.isfinite(media_time):
+            self.now = max(self.now, media_time)
         self.metadata.update(metadata)
         if language in S.LANGUAGES:
             self._declared = language
-        return self._state_rules(None)
+        self._metadata_edges()
+        return self._settle(self._state_rules(None) + self._deadlines())
 
     def advance(self, media_time: float) -> list[Alert]:
         self.now = max(self.now, media_time)
@@ -240,7 +293,7 @@ class CallAnalytics:
             self.talk.advance(self.now)
         except Exception:
             log.exception("call %s: talk metrics advance failed", self.call_id)
-        return self._deadlines() + self._state_rules(None, timed_only=True)
+        return self._settle(self._deadlines() + self._state_rules(None, timed_only=True))
 
     def finish(self, media_time: float) -> tuple[list[Alert], dict[str, Any]]:
         """Call end: due deadlines (no more waiting), open provisionals retracted, call-scope rules."""
@@ -261,6 +314,7 @@ class CallAnalytics:
                 trig = min((u for u, _ in ev), key=lambda x: x.start, default=None)
                 alerts.append(self._make(i, cr, "confirmed", f"{self.call_id}:{cr.id}:call", self.call_end,
                                          trig, ev, "call"))
+        self._confirmed.clear()  # the call is over: no clock they could start is due
         return alerts, self.summary()
 
     def sentiment_of(self, utterance_id: str) -> float | None:
@@ -334,18 +388,33 @@ class CallAnalytics:
         return last is None or t >= last + self.pack.rules[i].rule.cooldown_s
 
     def _state_rules(self, trigger: Utt | None, timed_only: bool = False) -> list[Alert]:
+        """Fire state rules on their false -> true edge. An edge inside the rule's cooldown is
+        deferred: the rule fires at the first check at or after the cooldown's end if it still
+        holds then, and forgets the edge if it went false meanwhile. Clock ticks re-check only
+        the rules on talk metrics, plus the deferred ones."""
         out: list[Alert] = []
-        for i in self._timed_idx if timed_only else self._state_idx:
+        idx = self._state_idx
+        if timed_only:
+            idx = sorted(self._deferred.union(self._timed_idx)) if self._deferred else self._timed_idx
+        for i in idx:
             cr = self.pack.rules[i]
             ev = self._guard(i, lambda cr=cr: eval_state(cr.rule.when, self)) if self._lang_ok(cr) else None
             was = self._state_truth.get(i, False)
             self._state_truth[i] = ev is not None
-            if ev is not None and not was and self._cooldown_ok(i, self.now):
-                self._state_n[i] += 1
-                t = trigger.end if trigger is not None else self.now
-                out.append(self._make(i, cr, "confirmed", f"{self.call_id}:{cr.id}:state{self._state_n[i]}", t,
-                                      trigger, ev, "state"))
-                self._last_fire[i] = t
+            if ev is None:
+                self._deferred.discard(i)
+                continue
+            if was and i not in self._deferred:
+                continue
+            t = trigger.end if trigger is not None else self.now
+            if not self._cooldown_ok(i, t):
+                self._deferred.add(i)
+                continue
+            self._deferred.discard(i)
+            self._state_n[i] += 1
+            out.append(self._make(i, cr, "confirmed", f"{self.call_id}:{cr.id}:state{self._state_n[i]}", t,
+                                  trigger, ev, "state"))
+            self._last_fire[i] = t
         return out
 
     def _deadline_progress(self, u: Utt, hits: dict[int, bool]) -> None:
@@ -357,15 +426,54 @@ class CallAnalytics:
             timers = self._timers.setdefault(i, [])
             if hits.get(id(dl.say)):
                 for tm in timers:
-                    if not tm.done and u.start <= tm.due and (tm.source is None or u.start >= tm.source.start):
-                        tm.done = True
+                    if tm.done or u.start > tm.due:
+                        continue
+                    if tm.event:  # said after the event (not by the utterance whose alert started it)
+                        ok = u is not tm.source and u.end > tm.armed_at
+                    else:
+                        ok = tm.source is None or u.start >= tm.source.start
+                    tm.done = tm.done or ok
             if dl.start is not None and hits.get(id(dl.start)) and not any(not tm.done for tm in timers):
                 timers.append(_Timer(u.end, u.end + dl.within, u))
+
+    def _arm(self, i: int, at: float, within: float, source: Utt | None) -> None:
+        """A clock of deadline rule ``i`` started by a call event at media time ``at``."""
+        self._timers.setdefault(i, []).append(_Timer(at, at + within, source, event=True))
+
+    def _metadata_edges(self) -> None:
+        for i in self._event_idx[S.Metadata]:
+            cr = self.pack.rules[i]
+            if cr.deadline is None:
+                continue
+            now = bool(self._guard(i, lambda cr=cr: starts_clock(cr.id, cr.deadline, "metadata", self)))
+            if now and not self._meta_truth.get(i, False):
+                self._arm(i, self.now, cr.deadline.within, None)
+            self._meta_truth[i] = now
+
+    def _settle(self, alerts: list[Alert]) -> list[Alert]:
+        """Start the clocks of deadlines ``from: {alert: …}`` for the confirmed alerts just made
+        (at each alert's media time), then fire what became due — until nothing new is confirmed."""
+        while self._confirmed and self._event_idx[S.AlertOf] and self.call_end is None:
+            batch, self._confirmed = self._confirmed, []
+            armed = False
+            for alert, trig in batch:
+                for i in self._event_idx[S.AlertOf]:
+                    cr = self.pack.rules[i]
+                    if cr.deadline is not None and starts_clock(cr.id, cr.deadline, "alert", self, alert):
+                        self._arm(i, alert.media_time, cr.deadline.within, trig)
+                        armed = True
+            if armed:
+                alerts = alerts + self._deadlines()
+        self._confirmed.clear()
+        return alerts
 
     def _held_back(self, role: str, due: float) -> bool:
         if self._finishing:
             return False
         if any((role == "any" or r == role) and s <= due for r, s in self._asr_pending.values()):
+            return True
+        if any((role == "any" or r == role) and s <= due and until >= self.now - OPEN_SPEECH_HOLD_S
+               for r, s, until in self._speaking.values()):
             return True
         horizon = self.now - PENDING_TTL_S
         if any((role == "any" or r == role) and s <= due and seen >= horizon for r, s, seen in self._pending.values()):
@@ -419,6 +527,7 @@ class CallAnalytics:
                       "utterance_id": trig.id if trig is not None else None,
                       "language": trig.lang if trig is not None else self.language})
         if state == "confirmed":
+            self._confirmed.append((alert, trig))
             c = self._counts
             c.confirmed[r.id] += 1
             c.by_category[r.category] += 1
@@ -501,4 +610,4 @@ def _sentiment_value(score: float, label: str) -> Any:
     return _SENTIMENT_CLS(score=score, label=label)
 
 
-__all__ = ["PENDING_TTL_S", "CallAnalytics"]
+__all__ = ["OPEN_SPEECH_HOLD_S", "PENDING_TTL_S", "CallAnalytics"]
