@@ -1,4 +1,4 @@
-"""The ``speechiq`` command line: serve, demo, transcribe, replay, analyze, rules check, config."""
+"""The ``speechiq`` command line: serve, demo, transcribe, replay, analyze, rules check, calls, config."""
 
 from __future__ import annotations
 
@@ -190,6 +190,15 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calls(args: argparse.Namespace) -> int:
+    from .store.report import calls_main
+
+    settings = load_settings(args.config, {"store.url": args.store, "store.schema_name": args.schema})
+    return calls_main(settings.store.url, args.calls_command, schema=settings.store.schema_name,
+                      call_id=getattr(args, "call_id", None), limit=getattr(args, "limit", 20),
+                      session=getattr(args, "session", None), as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="speechiq", description="Real-time speech analytics for contact centers.",
                                 epilog="Settings: YAML file (--config) < SPEECHIQ_<SECTION>__<KEY> env < flags. "
@@ -241,6 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
     rc = rsub.add_parser("check", help="validate rule packs")
     rc.add_argument("packs", nargs="+")
     rc.set_defaults(func=cmd_rules)
+
+    ca = sub.add_parser("calls", help="stored calls: list them, show one (transcript, alerts, metrics)")
+    csub = ca.add_subparsers(dest="calls_command", required=True)
+    for name, help_ in (("list", "the latest stored calls, newest first"),
+                        ("show", "one call: transcript per speaker with media times, alerts, metrics")):
+        cp = csub.add_parser(name, help=help_)
+        cp.add_argument("--config", help="YAML settings file (its store.url is read)")
+        cp.add_argument("--store", help="store URL (default: settings store.url, sqlite:///speechiq.db)")
+        cp.add_argument("--schema", help="PostgreSQL schema of the tables")
+        cp.add_argument("--json", action="store_true", help="JSON (list: one call per line)")
+        if name == "list":
+            cp.add_argument("--limit", type=int, default=20, help="how many calls (default 20)")
+        else:
+            cp.add_argument("call_id")
+            cp.add_argument("--session", type=int, help="which call with this id (default: the latest)")
+        cp.set_defaults(func=cmd_calls)
 
     c = sub.add_parser("config", help="print the effective settings as YAML")
     _add_common(c)

@@ -17,15 +17,16 @@ import secrets
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from ..errors import ConfigError
-from ..ingest import CallEnd, CallStart, Dtmf, MetadataUpdate
+from ..ingest import CallEnd, CallStart, Dtmf, Gap, MetadataUpdate
 from .batch import Pending
 from .convert import IngestRecord, is_partial, kind_of
-from .db import WRITER_OPTION, display_url, make_engine
+from .db import WRITER_OPTION, display_url, make_engine, parse_url
 from .read import CallDetail, StoredAlert, StoredCall, StoreReader
 from .writer import StoreStats, StoreWriter
 
@@ -94,7 +95,7 @@ class CallStore:
         local, seq = self._number(call_id, new=False, ends=kind == "summary")
         return self._writer.put(Pending(call_id, event, time.time(), kind, local, seq))
 
-    def record_ingest(self, call_id: str, event: CallStart | Dtmf | MetadataUpdate | CallEnd,
+    def record_ingest(self, call_id: str, event: CallStart | Dtmf | MetadataUpdate | Gap | CallEnd,
                       media_time: float | None = None, language: str | None = None) -> bool:
         """Queue an ingest event: ``CallStart`` (when the call opens; ``language``: the resolved
         one), ``Dtmf``, ``MetadataUpdate`` or ``CallEnd``, at the call's ``media_time``."""
@@ -150,7 +151,11 @@ class CallStore:
 
 
 def open_reader(url: str, *, schema: str | None = None) -> StoreReader:
-    """A read-only view (no writer thread; the schema must exist). Raises ConfigError."""
+    """A read-only view (no writer thread; the schema must exist). Raises ConfigError, also
+    for a SQLite file that does not exist (it is not created)."""
+    u = parse_url(url)
+    if u.get_backend_name() == "sqlite" and not Path(u.database or "").expanduser().exists():
+        raise ConfigError(f"store: no database at {u.database} (store.url {url!r})")
     engine = make_engine(url)
     if schema is not None:
         engine = engine.execution_options(schema_translate_map={None: schema})
