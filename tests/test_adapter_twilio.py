@@ -105,6 +105,66 @@ def test_duplicates_and_late_frames_are_dropped() -> None:
     assert a.late_frames == 2
 
 
+def test_late_duplicate_and_lost_frames_are_counted() -> None:
+    a = started()
+    a.take_counts()
+    a.feed_text(media("inbound", 0, frame(0), seq=2))
+    a.feed_text(media("inbound", 0, frame(0), seq=3))  # a repeated frame (new message)
+    a.feed_text(media("inbound", 20, frame(1), seq=4))
+    a.feed_text(media("inbound", 40, frame(2), seq=5))
+    a.feed_text(media("inbound", 20, frame(1), seq=6))  # older than one passed on
+    for i in range(5, 12):  # 60 and 80 ms lost: a gap once the window is full
+        a.feed_text(media("inbound", 20 * i, frame(i), seq=2 + i))
+    counts = a.take_counts()
+    assert counts == {"duplicate_frame": 1, "late_frame": 1, "loss_gap": 1, "loss_ms": 40}
+    assert a.late_frames == 2
+
+
+def _seq_msg(seq: int | str, ts: int) -> str:
+    return media("inbound", ts, frame(ts // 20), seq=seq)  # type: ignore[arg-type]
+
+
+def test_sequence_numbers_detect_missing_reordered_and_repeated_messages() -> None:
+    a = started()  # start was sequenceNumber 1
+    for seq in (2, 3, 5, 4, 6, 6, 9):
+        a.feed_text(_seq_msg(seq, 20 * seq))
+    # sequence checks: 4 came after 5, 6 twice; the media timeline is counted on its own:
+    # the first frame is at 40 ms (0 and 20 ms lost: one 40 ms gap once the reorder window filled)
+    # and the repeated 6 is also a duplicate media frame (ts 120 twice)
+    assert a.take_counts() == {"sequence_out_of_order": 1, "sequence_duplicate": 1,
+                               "duplicate_frame": 1, "loss_gap": 1, "loss_ms": 40}
+    end = a.feed_text(json.dumps({"event": "stop", "sequenceNumber": "10", "streamSid": "MZ1",
+                                  "stop": {"callSid": "CA123"}}))
+    assert isinstance(end[-1], CallEnd)
+    # 7 and 8 never came: two messages missing, and their 140/160 ms of media a 40 ms gap
+    assert a.take_counts() == {"sequence_missing": 2, "loss_gap": 1, "loss_ms": 40}
+
+
+def test_sequence_numbers_far_apart_and_invalid() -> None:
+    a = started()
+    a.feed_text(_seq_msg(2, 0))
+    a.feed_text(_seq_msg(1000, 20))  # 997 messages skipped
+    assert a.take_counts() == {"sequence_missing": 997 - 63}  # the last 63 may still arrive
+    a.feed_text(_seq_msg(999, 40))
+    a.feed_text(_seq_msg(3, 60))  # far behind: counted missing already
+    a.feed_text(_seq_msg("x1", 80))  # not a number: counted, the frame is still used
+    assert a.take_counts() == {"sequence_out_of_order": 1, "sequence_late": 1, "sequence_invalid": 1}
+    a.transport_closed(1000)
+    assert a.take_counts() == {"sequence_missing": 62}
+
+
+def test_telnyx_sequence_number_is_snake_case() -> None:
+    a = TwilioAdapter()
+    base = {"event": "start", "sequence_number": "1", "stream_id": "s1",
+            "start": {"call_control_id": "v3:abc", "media_format": {"encoding": "PCMU", "sample_rate": 8000}}}
+    a.feed_text(json.dumps(base))
+    a.feed_text(json.dumps({"event": "media", "sequence_number": "3", "stream_id": "s1",
+                            "media": {"track": "inbound", "timestamp": "0",
+                                      "payload": base64.b64encode(bytes(160)).decode()}}))
+    a.transport_closed(1000)
+    assert a.take_counts() == {"sequence_missing": 1}
+
+
 def test_timestamps_lagging_the_sample_count_keep_every_frame() -> None:
     a = started()
     out = []
@@ -154,9 +214,20 @@ def test_stop_flushes_held_frames_then_ends() -> None:
 def test_bare_close_ends_the_call_once() -> None:
     a = started()
     a.feed_text(media("inbound", 0))
+    # Twilio never resumes a stream: a drop is the end of the call, finalised at once
     (end,) = a.transport_closed(1006)
-    assert isinstance(end, CallEnd) and end.reason == "transport_lost"
+    assert isinstance(end, CallEnd) and end.reason == "transport_closed"
     assert a.transport_closed(None) == []
+    assert not TwilioAdapter.resumable
+    b = started()
+    (clean,) = b.transport_closed(1000)
+    assert clean.reason == "remote_hangup"
+    c = started()
+    c.feed_text(media("inbound", 0, frame(0)))
+    c.feed_text(media("inbound", 40, frame(2)))  # held, waiting for 20
+    out = c.transport_closed(1011, error="invalid_payload")
+    assert out == [Gap(seconds=0.02, channel=0, reason="loss"), AudioChunk(frame(2), 0),
+                   CallEnd("error", "invalid_payload")]
 
 
 def test_dtmf_on_the_inbound_track() -> None:
