@@ -35,6 +35,10 @@ class EngineMetrics:
         self.alerts = Counter("speechiq_alerts_total", "Alerts emitted", ["category", "state"], registry=r)
         self.events_dropped = Counter("speechiq_client_events_dropped_total",
                                       "Events dropped for slow clients", ["kind"], registry=r)
+        self.adapter_events = Counter(
+            "speechiq_adapter_events_total", "Notable wire events per platform that are not errors (late or "
+            "duplicate frames, loss gaps, sequence gaps, ignored messages, client error reports)",
+            ["platform", "kind"], registry=r)
 
         self.subscribers = Gauge("speechiq_alert_subscribers", "Open alert/tap subscriptions", ["kind"], registry=r)
         self.bus_dropped = Gauge("speechiq_subscriber_dropped_total",

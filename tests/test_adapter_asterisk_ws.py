@@ -70,7 +70,6 @@ def test_slin_partial_sample_is_carried() -> None:
 
 @pytest.mark.parametrize(("first", "code"), [
     ("MEDIA_START connection_id:x format:opus", "unsupported_format"),
-    ("HELLO there", "unknown_event"),
     ("DTMF_END digit:1", "not_started"),
     ("{bad json", "invalid_json"),
     ('{"no_event": 1}', "invalid_message"),
@@ -82,6 +81,30 @@ def test_errors(first: str, code: str) -> None:
     with pytest.raises(ProtocolError) as e:
         AsteriskWsAdapter().feed_text(first)
     assert e.value.code == code
+
+
+def test_unknown_events_are_ignored_and_counted() -> None:
+    """A newer Asterisk may add events: they must not break the call (before or after MEDIA_START)."""
+    a = AsteriskWsAdapter()
+    assert a.feed_text("HELLO there") == []
+    (start,) = a.feed_text(PLAIN)
+    assert isinstance(start, CallStart)
+    assert a.feed_text('{"event": "MEDIA_SOMETHING_NEW", "channel_id": "x"}') == []
+    assert a.feed_bytes(bytes(160)) == [AudioChunk(bytes(160), 0)]
+    assert a.counts["unknown_event"] == 2 and a.take_counts() == {"unknown_event": 2}
+    assert a.take_counts() == {}
+    a.feed_text("ERROR error_text:boom")
+    assert a.errors == ["boom"] and a.take_counts() == {"platform_error": 1}
+
+
+def test_control_frame_limit_counts_bytes() -> None:
+    a = AsteriskWsAdapter()
+    a.feed_text(PLAIN)
+    text = "STATUS " + "é" * 33000  # 33 007 characters, 66 007 bytes: over Asterisk's 65 500-byte limit
+    with pytest.raises(ProtocolError) as e:
+        a.feed_text(text)
+    assert e.value.code == "text_too_large" and "66007 bytes" in e.value.message
+    assert a.feed_text("STATUS " + "e" * 33000) == []
 
 
 def test_media_before_start_and_second_start() -> None:

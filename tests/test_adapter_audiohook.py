@@ -253,6 +253,67 @@ def test_transport_loss_without_close() -> None:
     assert end.reason == "transport_lost"
     a.on_summary(SUMMARY)
     assert a.outbox() == []  # no close transaction to complete
+    b, _ = opened()
+    (clean,) = b.transport_closed(1000)  # a clean WebSocket close without `close` is still a drop
+    assert clean.reason == "transport_lost" and AudioHookAdapter.resumable
+    c, cl = opened()
+    cl.send("close", {"reason": "end"})
+    assert c.transport_closed(1000) == []  # the close transaction already ended the call
+    d, _ = opened()
+    (err,) = d.transport_closed(1007, error="partial_frame")
+    assert err == CallEnd("error", "partial_frame")
+
+
+def test_client_errors_are_counted() -> None:
+    a, c = opened()
+    c.send("error", {"code": 500, "message": "internal"})
+    c.send("error", {"code": 408, "message": "timeout"})
+    assert a.take_counts() == {"client_error": 2} and len(a.client_errors) == 2
+
+
+def _continued(position: float, **cfg: Any) -> tuple[AudioHookAdapter, Client, CallStart]:
+    a = AudioHookAdapter(AudioHookConfig(**cfg))
+    c = Client(a, session="22222222-3333-4444-5555-666666666666")
+    c.position = position
+    (cs,) = c.open([STEREO], continuedSessions=[{"id": SID, "serverseq": 4, "clientseq": 9}])
+    a.outbox()
+    return a, c, cs
+
+
+def test_reconnect_ahead_of_the_call_is_a_gap() -> None:
+    a, _, cs = _continued(16.25)
+    assert cs.resume_token == SID and a.continued
+    (gap,) = a.on_started(SID, "tok", {"resumed": True, "media_time": 16.0})
+    assert gap == Gap(seconds=0.25, reason="loss")
+    assert a.feed_bytes(bytes(320)) == [AudioChunk(bytes(320))]
+    assert a.take_counts() == {"reconnect_gap": 1}
+
+
+def test_reconnect_behind_the_call_drops_the_overlap() -> None:
+    a, _, _ = _continued(15.99)
+    assert a.on_started(SID, "tok", {"resumed": True, "media_time": 16.0}) == []
+    # 10 ms = 80 stereo PCMU sample frames (160 bytes) are audio the call already has
+    assert a.feed_bytes(bytes(100)) == []
+    (chunk,) = a.feed_bytes(bytes(range(100)))
+    assert chunk == AudioChunk(bytes(range(60, 100)))
+    assert a.feed_bytes(bytes(8)) == [AudioChunk(bytes(8))]
+    assert a.take_counts() == {"reconnect_overlap": 1}
+
+
+def test_reconnect_positions_that_cannot_be_trusted_change_nothing() -> None:
+    a, _, _ = _continued(0.0)  # no position carried over
+    assert a.on_started(SID, "tok", {"resumed": True, "media_time": 16.0}) == []
+    assert a.feed_bytes(bytes(4)) == [AudioChunk(bytes(4))]
+    b, _, _ = _continued(1.0, max_resend_s=10.0)  # 15 s behind: not a resend
+    assert b.on_started(SID, "tok", {"resumed": True, "media_time": 16.0}) == []
+    assert b.feed_bytes(bytes(4)) == [AudioChunk(bytes(4))]
+    assert b.take_counts() == {"reconnect_position_mismatch": 1}
+    c, _, _ = _continued(16.0)  # exactly where the call is
+    assert c.on_started(SID, "tok", {"resumed": True, "media_time": 16.0}) == []
+    d, _, _ = _continued(20.0)  # the old session had already ended: a new call, nothing to line up
+    assert d.on_started("2222", "tok", {"resumed": False, "media_time": 0.0}) == []
+    e, _ = opened()  # not a continued session
+    assert e.on_started(SID, "tok", {"resumed": True, "media_time": 3.0}) == []
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("PT0S", 0.0), ("PT12.34S", 12.34), ("PT1M2S", 62.0),

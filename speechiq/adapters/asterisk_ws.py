@@ -4,6 +4,8 @@ Text frames are control events, in the plain-text form
 (``MEDIA_START connection_id:… channel:… format:ulaw optimal_frame_size:160 ptime:20``) or the
 JSON form (``{"event": "MEDIA_START", …, "channel_variables": {…}}``); binary frames are raw
 media in the ``format`` MEDIA_START named. There is no end event: the WebSocket close ends the call.
+Events this parser does not know (a newer Asterisk may add some) are ignored and counted
+(``unknown_event``), so an upgrade never breaks calls.
 
 Joining two connections (agent and customer snoops) into one call: put ``join=<call key>`` and
 ``role=agent|customer`` in the URI (``v(join=…,role=…)``) or set the channel variables
@@ -20,7 +22,14 @@ from typing import Any
 
 from ..errors import ConfigError, ProtocolError
 from ..ingest import AudioChunk, CallStart, ChannelSpec, Dtmf, Encoding, IngestEvent
-from .base import CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED_DATA, Adapter
+from .base import (
+    CLOSE_INVALID_PAYLOAD,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TOO_BIG,
+    CLOSE_UNSUPPORTED_DATA,
+    Adapter,
+    utf8_size_over,
+)
 from .roles import parse_role
 
 FORMATS: dict[str, tuple[Encoding, int]] = {
@@ -31,7 +40,7 @@ FORMATS: dict[str, tuple[Encoding, int]] = {
 }
 EVENTS = frozenset({"MEDIA_START", "DTMF_END", "DTMF_BEGIN", "MEDIA_XOFF", "MEDIA_XON", "STATUS",
                     "MEDIA_BUFFERING_COMPLETED", "MEDIA_MARK_PROCESSED", "QUEUE_DRAINED", "ERROR"})
-MAX_MESSAGE = 65500
+MAX_MESSAGE = 65500  # bytes: Asterisk hangs up on a larger message too
 _KEY = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}")
 _DTMF = re.compile(r"[0-9A-Da-d*#]")
 
@@ -90,13 +99,14 @@ class AsteriskWsAdapter(Adapter):
         self._carry = b""
 
     def feed_text(self, text: str) -> list[IngestEvent]:
-        if len(text) > MAX_MESSAGE:
-            raise _err("text_too_large", f"control frame of {len(text)} characters exceeds {MAX_MESSAGE}",
-                       CLOSE_TOO_BIG)
+        size = utf8_size_over(text, MAX_MESSAGE)
+        if size is not None:
+            raise _err("text_too_large", f"control frame of {size} bytes exceeds {MAX_MESSAGE}", CLOSE_TOO_BIG)
         msg = parse_control(text)
         event = msg["event"]
         if event not in EVENTS:
-            raise _err("unknown_event", f"unknown chan_websocket event {event!r}")
+            self.count("unknown_event")  # a newer Asterisk's event: nothing we need
+            return []
         if self._ended:
             return []
         if event == "MEDIA_START":
@@ -113,6 +123,7 @@ class AsteriskWsAdapter(Adapter):
             self.flow_paused = event == "MEDIA_XOFF"  # about our outbound queue; we send no media
         elif event == "ERROR":
             self.errors.append(str(msg.get("error_text", msg.get("args", "")))[:500])
+            self.count("platform_error")
         return []
 
     def _on_start(self, msg: dict[str, Any]) -> CallStart:

@@ -6,11 +6,20 @@ binary frames of interleaved samples in the offer's ``channels`` order flow. ``p
 ``paused``/``resumed``/``discarded`` advance media time by the discarded duration, ``update``
 changes the language, ``close`` ends the call and ``closed`` is sent once the call is finalised.
 Text messages are numbered per side (``seq``); the client's must go 1, 2, 3 … without gaps.
+
+Reconnect: a session that ends with ``close`` reason ``reconnect`` — or whose socket drops without
+``close`` — keeps its call for the resume grace window; an ``open`` whose ``continuedSessions``
+names it continues the same call. The new session's ``open`` ``position`` is the client's stream
+position; it is reconciled with the media time the call already received: a client ahead of it
+lost audio in between (a :class:`Gap` of that length keeps the timeline), a client behind it
+resends audio the call already has (that overlap is dropped). ``PT0S`` (no position carried over)
+and overlaps longer than ``max_resend_s`` continue at the call's media time unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,8 +34,11 @@ from .base import (
     CLOSE_TOO_BIG,
     CLOSE_UNSUPPORTED_DATA,
     Adapter,
+    utf8_size_over,
 )
 from .roles import lookup, role_map
+
+log = logging.getLogger(__name__)
 
 VERSION = "2"
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
@@ -56,6 +68,7 @@ class AudioHookConfig:
     max_text_bytes: int = 65535
     max_frame_bytes: int = 1 << 20
     default_language: str = "auto"
+    max_resend_s: float = 60.0  # a reconnecting client this far behind the call is not trusted to resend
 
 
 def _err(code: str, message: str, close: int | None = CLOSE_POLICY_VIOLATION) -> ProtocolError:
@@ -144,6 +157,7 @@ class AudioHookAdapter(Adapter):
     """One AudioHook session. ``upgrade_headers``: the upgrade request's headers (ids cross-checked)."""
 
     platform = "audiohook"
+    resumable = True  # `close` reason reconnect, or a drop: an `open` with continuedSessions continues
 
     def __init__(self, config: AudioHookConfig | None = None, upgrade_headers: Any = None) -> None:
         super().__init__()
@@ -167,6 +181,9 @@ class AudioHookAdapter(Adapter):
         self.refusal = ""  # why we sent `disconnect` after `opened` (the session carries no call)
         self._frame_bytes = 1
         self._closed_sent = False
+        self.continued = False  # this session continues an earlier one (continuedSessions)
+        self.open_position = 0.0  # the client's stream position on `open`
+        self._skip_frames = 0  # sample frames to drop: a reconnecting client resending what we have
 
     # ---- output ------------------------------------------------------------------------------
     def _message(self, kind: str, parameters: dict[str, Any]) -> str:
@@ -199,8 +216,9 @@ class AudioHookAdapter(Adapter):
 
     # ---- text --------------------------------------------------------------------------------
     def feed_text(self, text: str) -> list[IngestEvent]:
-        if len(text) > self.config.max_text_bytes:
-            raise _err("text_too_large", f"text message of {len(text)} characters exceeds "
+        size = utf8_size_over(text, self.config.max_text_bytes)
+        if size is not None:
+            raise _err("text_too_large", f"text message of {size} bytes exceeds "
                        f"{self.config.max_text_bytes}", CLOSE_TOO_BIG)
         try:
             msg = json.loads(text)
@@ -239,7 +257,11 @@ class AudioHookAdapter(Adapter):
             return [MetadataUpdate(metadata={"language_tag": lang},
                                    language=engine_language(lang, self.config.default_language))]
         # error: the client reports a problem; it follows up with close
-        self.client_errors.append({"code": params.get("code"), "message": str(params.get("message", ""))[:500]})
+        report = {"code": params.get("code"), "message": str(params.get("message", ""))[:500]}
+        self.client_errors.append(report)
+        self.count("client_error")
+        log.warning("audiohook session %s: client error %s: %s", self.session_id, str(report["code"])[:8],
+                    report["message"][:200])
         return []
 
     def _check_envelope(self, msg: Any) -> None:
@@ -305,8 +327,10 @@ class AudioHookAdapter(Adapter):
                          for i, n in enumerate(names))
         continued = p.get("continuedSessions")
         resume_from = self.session_id
-        if isinstance(continued, list) and continued and isinstance(continued[0], dict):
-            resume_from = str(continued[0].get("id") or self.session_id)
+        if isinstance(continued, list) and continued and isinstance(continued[0], dict) and continued[0].get("id"):
+            resume_from = str(continued[0]["id"])
+            self.continued = True
+            self.open_position = self.position
         meta: dict[str, Any] = {
             "platform": "audiohook", "session_id": self.session_id, "organization_id": org,
             "conversation_id": conv, "correlation_id": self.correlation_id,
@@ -339,6 +363,13 @@ class AudioHookAdapter(Adapter):
         reason = {"end": "normal", "reconnect": "reconnect", "error": "error"}.get(self.close_reason, "normal")
         return self.end(reason, f"audiohook close: {self.close_reason}")
 
+    def transport_closed(self, code: int | None = None, error: str = "") -> list[IngestEvent]:
+        """Without a `close` transaction any end of the socket, even a clean 1000, is a drop: the
+        call waits for a reconnect (``transport_lost``)."""
+        if not error and self.start is not None and self.state not in ("closing", "closed"):
+            return self.end("transport_lost", f"socket closed ({code}) without an AudioHook close")
+        return super().transport_closed(code, error)
+
     # ---- binary ------------------------------------------------------------------------------
     def feed_bytes(self, data: bytes) -> list[IngestEvent]:
         if self.state in ("closing", "closed"):
@@ -354,9 +385,36 @@ class AudioHookAdapter(Adapter):
             raise AudioFormatError("partial_frame", f"audio frame of {len(data)} bytes is not a whole number of "
                                    f"{self._frame_bytes}-byte sample frames")
         self.samples += len(data) // self._frame_bytes
+        if self._skip_frames:
+            skip = min(self._skip_frames, len(data) // self._frame_bytes)
+            self._skip_frames -= skip
+            data = data[skip * self._frame_bytes:]
         return [AudioChunk(data=data)] if data else []
 
     # ---- engine feedback ---------------------------------------------------------------------
+    def on_started(self, call_id: str, resume_token: str, info: dict[str, Any]) -> list[IngestEvent]:
+        """A continued session re-attached to its call: line the client's position up with the
+        media time the call has already received (see the module docstring)."""
+        if not (self.continued and info.get("resumed")) or self.start is None or self.open_position <= 0:
+            return []
+        delta = self.open_position - float(info.get("media_time", 0.0))
+        rate = self.start.sample_rate
+        frames = round(abs(delta) * rate)
+        if frames == 0:
+            return []
+        if delta > 0:  # the client is ahead: audio between was lost
+            self.count("reconnect_gap")
+            log.info("audiohook session %s: reconnect %.3f s ahead of the call: gap", self.session_id, delta)
+            return [Gap(seconds=frames / rate, reason="loss")]
+        if -delta > self.config.max_resend_s:
+            self.count("reconnect_position_mismatch")
+            log.warning("audiohook session %s: reconnect position %.3f s is %.1f s behind the call; "
+                        "continuing at the call's media time", self.session_id, self.open_position, -delta)
+            return []
+        self.count("reconnect_overlap")
+        self._skip_frames = frames  # the client resends audio the call already has
+        return []
+
     def on_summary(self, summary: Summary) -> None:
         """The call is finalised: complete the client's close transaction."""
         if self.state == "closing":

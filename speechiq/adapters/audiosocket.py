@@ -83,7 +83,11 @@ class AudioSocketAdapter(Adapter):
         self.rate: int | None = None
         self._carry = b""  # an odd trailing byte of slin audio, kept for the next frame
         self._pending: list[IngestEvent] = []  # DTMF seen before the first audio frame
-        self.ignored_dtmf = 0
+
+    @property
+    def ignored_dtmf(self) -> int:
+        """DTMF frames whose payload is not exactly one DTMF key (ignored, counted)."""
+        return self.counts["ignored_dtmf"]
 
     def feed_text(self, text: str) -> list[IngestEvent]:
         raise _err("text_not_expected", "AudioSocket is a binary protocol", CLOSE_UNSUPPORTED_DATA)
@@ -124,7 +128,7 @@ class AudioSocketAdapter(Adapter):
         if kind == KIND_DTMF:
             digit = payload[:1].decode("latin-1")
             if len(payload) != 1 or digit not in _DTMF:
-                self.ignored_dtmf += 1
+                self.count("ignored_dtmf")
                 return []
             event = Dtmf(digit=digit, channel=0)
             if self.start is None:
@@ -168,7 +172,6 @@ class AudioSocketAdapter(Adapter):
         self.start = CallStart(
             call_id=call_id, encoding=CODECS[self.config.codec], sample_rate=rate,
             channels=(ChannelSpec(index=0, role=role, name=role.value),), language=self.config.default_language,
-            platform="audiosocket", metadata=meta, resume_token=call_id if not join_key else None,
-            interleaved=False,
+            platform="audiosocket", metadata=meta, interleaved=False,
         )
         return self.start

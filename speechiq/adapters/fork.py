@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import ConfigError, ProtocolError
 from ..ingest import AudioChunk, CallStart, ChannelSpec, Dtmf, Encoding, IngestEvent, MetadataUpdate, Role
-from .base import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED_DATA, Adapter
+from .base import CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED_DATA, Adapter, utf8_size_over
 from .roles import lookup, parse_role, role_map
 
 SAMPLE_RATES = (8000, 16000, 24000, 32000, 48000, 64000)
@@ -79,12 +79,17 @@ class ForkAdapter(Adapter):
         self.start: CallStart | None = None
         self.channels = 1
         self._carry = b""
-        self.texts_ignored = 0
+
+    @property
+    def texts_ignored(self) -> int:
+        """Text frames after the start that carry nothing for the call (heartbeats, stop text …)."""
+        return self.counts["ignored_text"]
 
     # ---- text --------------------------------------------------------------------------------
     def feed_text(self, text: str) -> list[IngestEvent]:
-        if len(text) > self.config.max_text_bytes:
-            raise _err("text_too_large", f"text frame of {len(text)} characters exceeds "
+        size = utf8_size_over(text, self.config.max_text_bytes)
+        if size is not None:
+            raise _err("text_too_large", f"text frame of {size} bytes exceeds "
                        f"{self.config.max_text_bytes}", CLOSE_TOO_BIG)
         if self._ended:
             return []
@@ -96,7 +101,7 @@ class ForkAdapter(Adapter):
             meta = msg if isinstance(msg, dict) else {"metadata_text": text[:4096]}
             return [self._start(meta)]
         if not isinstance(msg, dict):
-            self.texts_ignored += 1  # mod_audio_stream "stop <metadata>" text, heartbeats …
+            self.count("ignored_text")  # mod_audio_stream "stop <metadata>" text, heartbeats …
             return []
         event = msg.get("event")
         if event in ("dtmf", "websocket:dtmf"):
@@ -108,7 +113,7 @@ class ForkAdapter(Adapter):
             return [Dtmf(digit=digit, duration_ms=int(duration) if ok else None)]
         if event is None and msg:
             return [MetadataUpdate(metadata={"fork_metadata": msg})]
-        self.texts_ignored += 1
+        self.count("ignored_text")
         return []
 
     def _detect(self, meta: Mapping[str, Any]) -> str:

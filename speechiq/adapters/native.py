@@ -30,6 +30,7 @@ from .base import (
     CLOSE_TOO_BIG,
     CLOSE_UNSUPPORTED_DATA,
     Adapter,
+    utf8_size_over,
 )
 
 ENCODING_ALIASES = {
@@ -59,6 +60,7 @@ class NativeAdapter(Adapter):
     """Parser/state machine for one ``/v1/calls`` connection."""
 
     platform = "speechiq"
+    resumable = True  # a dropped connection can resume with the token from `started`
 
     def __init__(self, config: NativeConfig | None = None) -> None:
         super().__init__()
@@ -69,8 +71,9 @@ class NativeAdapter(Adapter):
 
     # ---- text --------------------------------------------------------------------------
     def feed_text(self, text: str) -> list[IngestEvent]:
-        if len(text) > self.config.max_text_bytes:
-            raise _err("text_too_large", f"text frame of {len(text)} bytes exceeds "
+        size = utf8_size_over(text, self.config.max_text_bytes)
+        if size is not None:
+            raise _err("text_too_large", f"text frame of {size} bytes exceeds "
                        f"{self.config.max_text_bytes}", CLOSE_TOO_BIG)
         try:
             msg = json.loads(text)
@@ -169,9 +172,11 @@ class NativeAdapter(Adapter):
         return [AudioChunk(data=data)] if data else []
 
     # ---- engine feedback ---------------------------------------------------------------
-    def on_started(self, call_id: str, resume_token: str, info: dict[str, Any]) -> None:
-        self.send(json.dumps({"type": "started", "call_id": call_id, "resume_token": resume_token, **info},
+    def on_started(self, call_id: str, resume_token: str, info: dict[str, Any]) -> list[IngestEvent]:
+        wire = {**info, "media_time": round(float(info.get("media_time", 0.0)), 3)}
+        self.send(json.dumps({"type": "started", "call_id": call_id, "resume_token": resume_token, **wire},
                              ensure_ascii=False))
+        return []
 
     def on_engine_event(self, event: Any) -> None:
         if not self.partials and getattr(event, "type", "") == "transcript" and not event.is_final:
@@ -183,6 +188,10 @@ class NativeAdapter(Adapter):
 
     def error_frame(self, exc: ProtocolError) -> str:
         return json.dumps({"type": "error", "code": exc.code, "message": exc.message})
+
+    def warning_frame(self, exc: ProtocolError) -> str:
+        """Non-fatal errors are ``error`` events too; no close follows (docs/protocol.md)."""
+        return self.error_frame(exc)
 
 
 def _opt_int(value: Any) -> int | None:

@@ -5,6 +5,11 @@ All messages are JSON text frames keyed by ``event``: ``connected``, ``start``, 
 so each track becomes one channel (``interleaved=False``). Media time comes from ``media.timestamp``
 (ms since stream start) per track: small reorders are undone in a window of a few frames, holes
 become :class:`Gap` events, duplicates and frames older than the window are dropped.
+
+``sequenceNumber`` (Telnyx/Exotel ``sequence_number``: "1" on ``start``, +1 per message) is checked
+per stream: missing, out-of-order and repeated messages are counted (``sequence_missing``,
+``sequence_out_of_order``, ``sequence_duplicate``, ``sequence_late``), never fatal — the media
+timeline itself comes from the timestamps.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from typing import Any
 
 from ..errors import AudioFormatError, ProtocolError
 from ..ingest import AudioChunk, CallStart, ChannelSpec, Dtmf, Encoding, Gap, IngestEvent, Role
-from .base import CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, CLOSE_TOO_BIG, CLOSE_UNSUPPORTED_DATA, Adapter
+from .base import (
+    CLOSE_INVALID_PAYLOAD,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TOO_BIG,
+    CLOSE_UNSUPPORTED_DATA,
+    Adapter,
+    utf8_size_over,
+)
 from .roles import lookup, role_map
 
 DIALECTS = ("twilio", "signalwire", "telnyx", "exotel")
@@ -31,6 +43,7 @@ _MAX_INT = 10**15
 _CALL_ID = re.compile(r"[A-Za-z0-9_.:@+-]{1,128}")
 _LANGS = {"en": "en", "zh": "zh", "auto": "auto"}
 _LIFTED = ("agent", "agent_id", "queue", "direction", "ani", "dnis", "campaign", "language")
+SEQ_WINDOW = 64  # a message this far behind the highest sequence number seen is no longer waited for
 
 
 @dataclass(frozen=True)
@@ -135,14 +148,21 @@ class TwilioAdapter(Adapter):
         self.start: CallStart | None = None
         self.stream_id = ""
         self.tracks: dict[str, _Track] = {}
-        self.late_frames = 0
+        self._seq_high = 0  # highest sequence number seen
+        self._seq_missing: set[int] = set()  # skipped numbers still within SEQ_WINDOW
         self._width = 1
         self._rate = 8000
 
+    @property
+    def late_frames(self) -> int:
+        """Media frames dropped as duplicates or as older than a frame already passed on."""
+        return self.counts["duplicate_frame"] + self.counts["late_frame"]
+
     # ---- text --------------------------------------------------------------------------------
     def feed_text(self, text: str) -> list[IngestEvent]:
-        if len(text) > self.config.max_text_bytes:
-            raise _err("text_too_large", f"text frame of {len(text)} characters exceeds "
+        size = utf8_size_over(text, self.config.max_text_bytes)
+        if size is not None:
+            raise _err("text_too_large", f"text frame of {size} bytes exceeds "
                        f"{self.config.max_text_bytes}", CLOSE_TOO_BIG)
         try:
             msg = json.loads(text)
@@ -155,6 +175,7 @@ class TwilioAdapter(Adapter):
             raise _err("unknown_event", f"unknown event {event!r}; expected one of {sorted(EVENTS)}")
         if self._ended:
             return []  # late frames after stop/close are ignored
+        self._sequence(msg)
         if event == "connected":
             if self.start is not None:
                 raise _err("unexpected_connected", "'connected' after 'start'")
@@ -177,9 +198,43 @@ class TwilioAdapter(Adapter):
     def feed_bytes(self, data: bytes) -> list[IngestEvent]:
         raise _err("binary_not_expected", "this protocol sends JSON text frames only", CLOSE_UNSUPPORTED_DATA)
 
-    def transport_closed(self, code: int | None = None) -> list[IngestEvent]:
+    def transport_closed(self, code: int | None = None, error: str = "") -> list[IngestEvent]:
         flushed = self._flush_all() if self.start is not None and not self._ended else []
-        return [*flushed, *super().transport_closed(code)]
+        return [*flushed, *super().transport_closed(code, error)]
+
+    # ---- sequence numbers ----------------------------------------------------------------------
+    def _sequence(self, msg: Mapping[str, Any]) -> None:
+        raw = _get(msg, "sequenceNumber", "sequence_number")
+        if raw is None:
+            return  # `connected` carries none
+        try:
+            seq = _int(raw, "sequenceNumber")
+        except ProtocolError:
+            self.count("sequence_invalid")
+            return
+        assert seq is not None
+        if seq > self._seq_high:
+            first = max(self._seq_high + 1, seq - SEQ_WINDOW + 1)
+            if first - self._seq_high - 1 > 0:  # skipped beyond the window: missing for good
+                self.count("sequence_missing", first - self._seq_high - 1)
+            self._seq_missing.update(range(first, seq))
+            self._seq_high = seq
+            stale = [k for k in self._seq_missing if k <= seq - SEQ_WINDOW]
+            if stale:
+                self._seq_missing.difference_update(stale)
+                self.count("sequence_missing", len(stale))
+        elif seq in self._seq_missing:
+            self._seq_missing.discard(seq)
+            self.count("sequence_out_of_order")
+        elif seq <= self._seq_high - SEQ_WINDOW:
+            self.count("sequence_late")  # already counted missing
+        else:
+            self.count("sequence_duplicate")
+
+    def _sequence_done(self) -> None:
+        if self._seq_missing:
+            self.count("sequence_missing", len(self._seq_missing))
+            self._seq_missing.clear()
 
     # ---- start -------------------------------------------------------------------------------
     def _detect(self, msg: Mapping[str, Any], start: Mapping[str, Any]) -> str:
@@ -291,7 +346,7 @@ class TwilioAdapter(Adapter):
             # a duplicate, or older than a frame already passed on (beyond the reorder window);
             # a timestamp merely lagging the sample count (jitter) is kept and played in order
             track.dropped += 1
-            self.late_frames += 1
+            self.count("duplicate_frame" if ts == track.last_ts or ts in track.pending else "late_frame")
             return out
         self._check_gap(ts - track.expected)
         track.pending[ts] = data
@@ -308,6 +363,8 @@ class TwilioAdapter(Adapter):
                 if not force and len(track.pending) <= self.config.reorder_window:
                     break  # wait: the missing frame may still arrive
                 out.append(Gap(seconds=hole / 1000.0, channel=track.channel, reason="loss"))
+                self.count("loss_gap")
+                self.count("loss_ms", round(hole))
                 track.expected = float(ts)
             del track.pending[ts]
             track.last_ts = ts
@@ -324,6 +381,7 @@ class TwilioAdapter(Adapter):
         out: list[IngestEvent] = []
         for track in self.tracks.values():
             out.extend(self._drain(track, force=True))
+        self._sequence_done()
         return out
 
     # ---- dtmf --------------------------------------------------------------------------------

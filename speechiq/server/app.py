@@ -21,6 +21,7 @@ from ..adapters.base import Adapter
 from ..adapters.native import NativeAdapter, NativeConfig
 from ..engine import Engine
 from .connection import AdapterConnection
+from .outbound import DEFAULT_LIMIT
 
 log = logging.getLogger(__name__)
 AdapterFactory = Callable[[Engine, Request], Adapter]
@@ -49,7 +50,7 @@ def _http(conn: ServerConnection, text: str, content_type: str, status: int = HT
     return resp
 
 
-AUTH_FAILURE_DELAY_S = 0.5
+AUTH_FAILURE_DELAY_S = 0.5  # every refused authentication (HTTP 400/401) is answered after this
 SUBPROTOCOLS = ("audio.jambonz.org", "audiostream.drachtio.org", "media")
 
 
@@ -78,6 +79,7 @@ def _api_key(request: Request, query: dict[str, list[str]]) -> str | None:
 class SpeechIQServer:
     engine: Engine
     routes: dict[str, AdapterFactory] = field(default_factory=platform_routes)
+    outbound_limit: int = DEFAULT_LIMIT  # frames queued per connection before a slow client is closed
     server: Server | None = None
     tcp_server: asyncio.Server | None = None
 
@@ -108,11 +110,12 @@ class SpeechIQServer:
             refusal = check(self.engine, request)
             if refusal is not None:
                 self.engine.metrics.auth_failures.labels(path).inc()
-                if refusal[0] == HTTPStatus.UNAUTHORIZED:
+                if refusal[0] in (HTTPStatus.BAD_REQUEST, HTTPStatus.UNAUTHORIZED):
                     await asyncio.sleep(AUTH_FAILURE_DELAY_S)  # as the AudioHook reference server: slow guessing
                 return conn.respond(refusal[0], refusal[1] + "\n")
         elif not self._authorized(request, query, path_key):
             self.engine.metrics.auth_failures.labels(path).inc()
+            await asyncio.sleep(AUTH_FAILURE_DELAY_S)
             return conn.respond(HTTPStatus.UNAUTHORIZED, "missing or invalid API key\n")
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return conn.respond(HTTPStatus.UPGRADE_REQUIRED, f"{path} is a WebSocket endpoint\n")
@@ -149,7 +152,8 @@ class SpeechIQServer:
             await serve_call_tap(ws, self.engine.tap, path[len("/v1/calls/"):-len("/events")])
             return
         factory = self.routes[path]
-        await AdapterConnection(ws, factory(self.engine, ws.request), self.engine).run()  # type: ignore[arg-type]
+        adapter = factory(self.engine, ws.request)  # type: ignore[arg-type]
+        await AdapterConnection(ws, adapter, self.engine, outbound_limit=self.outbound_limit).run()
 
     async def start(self) -> SpeechIQServer:
         s = self.engine.settings.server
@@ -159,7 +163,9 @@ class SpeechIQServer:
             ssl_ctx.load_cert_chain(s.tls_cert, s.tls_key)
         self.server = await serve(
             self.handler, s.host, s.port, process_request=self.process_request,
-            max_size=s.max_frame_bytes * 2, max_queue=64, compression=None, ssl=ssl_ctx,
+            # frames up to twice the limit are read and refused by the adapter with an error event;
+            # beyond that websockets closes 1009 unread (counted as frame_too_large by the connection)
+            max_size=max(s.max_frame_bytes, s.max_text_bytes) * 2, max_queue=64, compression=None, ssl=ssl_ctx,
             select_subprotocol=_select_subprotocol,
             ping_interval=20, ping_timeout=30,
         )

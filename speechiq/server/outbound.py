@@ -1,8 +1,15 @@
 """Per-connection send queue: the engine never waits on a slow client.
 
-Frames are queued without blocking; a writer task drains them. Partial transcripts are the
-first thing dropped when a client falls behind; beyond a hard bound the connection is closed
-(1008 slow consumer) rather than letting memory grow.
+Frames are queued without blocking; a writer task drains them to the socket. When a client falls
+behind, the cheapest frames go first and nothing that matters is lost silently:
+
+1. past half the bound (``limit // 2`` queued frames), new *droppable* frames (partial
+   transcripts) are refused and counted (``on_drop("partial", n)``);
+2. at the bound, the partials still queued are evicted (counted the same way) to make room for a
+   final, alert or summary;
+3. if the queue is still full, the client cannot keep up: the queue stops accepting frames and
+   ``on_overflow()`` tells the owner, which closes the connection (1008 "client too slow") rather
+   than letting memory grow or dropping a final unnoticed.
 """
 
 from __future__ import annotations
@@ -11,58 +18,110 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from websockets.exceptions import ConnectionClosed
 
 log = logging.getLogger(__name__)
+DEFAULT_LIMIT = 5000
 
 
 class Outbound:
-    def __init__(self, send: Callable[[str | bytes], object], limit: int = 5000,
-                 on_drop: Callable[[str], None] | None = None) -> None:
+    def __init__(self, send: Callable[[str | bytes], Awaitable[object]], limit: int = DEFAULT_LIMIT,
+                 on_drop: Callable[[str, int], None] | None = None,
+                 on_overflow: Callable[[], None] | None = None) -> None:
+        if limit < 2:
+            raise ValueError("the outbound queue needs a limit of at least 2 frames")
         self._send = send
-        self._queue: deque[str | bytes] = deque()
+        self._queue: deque[tuple[str | bytes, bool]] = deque()
+        self._droppable = 0  # droppable frames currently queued
         self._ready = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._limit = limit
         self._on_drop = on_drop
+        self._on_overflow = on_overflow
         self._closed = False
         self.overflowed = False
         self._task: asyncio.Task[None] | None = None
 
+    def __len__(self) -> int:
+        return len(self._queue)
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
-    def put(self, frame: str | bytes, droppable: bool = False) -> None:
+    def put(self, frame: str | bytes, droppable: bool = False) -> bool:
+        """Queue ``frame``; ``False`` if it was refused (dropped partial, overflow, closed)."""
         if self._closed:
-            return
-        if droppable and len(self._queue) >= self._limit // 2:
-            if self._on_drop:
-                self._on_drop("partial")
-            return
-        if len(self._queue) >= self._limit:
-            self.overflowed = True
-            if self._on_drop:
-                self._on_drop("overflow")
-            return
-        self._queue.append(frame)
+            return False
+        if droppable:
+            if len(self._queue) >= self._limit // 2:
+                self._dropped("partial", 1)
+                return False
+        elif len(self._queue) >= self._limit:
+            if self._droppable:
+                self._evict_droppable()
+            if len(self._queue) >= self._limit:
+                self.overflowed = True
+                self._closed = True
+                log.warning("client too slow: %d frames queued", len(self._queue))
+                if self._on_overflow:
+                    self._on_overflow()
+                return False
+        self._queue.append((frame, droppable))
+        self._droppable += droppable
+        self._idle.clear()
         self._ready.set()
+        return True
+
+    def _evict_droppable(self) -> None:
+        n = self._droppable
+        self._queue = deque(item for item in self._queue if not item[1])
+        self._droppable = 0
+        self._dropped("partial", n)
+
+    def _dropped(self, kind: str, n: int) -> None:
+        if self._on_drop and n:
+            self._on_drop(kind, n)
+
+    def discard(self) -> int:
+        """Stop accepting frames and forget the queued ones (the connection is being closed);
+        returns how many were not sent."""
+        self._closed = True
+        n = len(self._queue)
+        self._queue.clear()
+        self._droppable = 0
+        self._ready.set()
+        return n
 
     async def _run(self) -> None:
         try:
             while True:
                 await self._ready.wait()
                 while self._queue:
-                    frame = self._queue.popleft()
-                    await self._send(frame)  # type: ignore[misc]
+                    frame, droppable = self._queue.popleft()
+                    self._droppable -= droppable
+                    await self._send(frame)
                 self._ready.clear()
-                if self._closed and not self._queue:
+                self._idle.set()
+                if self._closed:
                     return
         except ConnectionClosed:
             self._closed = True
         except Exception:
             log.exception("outbound writer failed")
             self._closed = True
+        finally:
+            self._idle.set()
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until everything queued so far is written (keeps accepting frames)."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Stop accepting frames and wait until the queued ones are written."""
