@@ -138,10 +138,9 @@ async def replay(
             for i in range(0, n, frame):
                 chunk = wav.samples[i:i + frame]
                 media_end = (i + len(chunk)) / wav.sample_rate
-                if speed:
-                    delay = t0 + (i / wav.sample_rate) / speed - time.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
+                # at full speed still one yield per frame, so concurrent replays interleave
+                delay = t0 + (i / wav.sample_rate) / speed - time.time() if speed else 0.0
+                await asyncio.sleep(max(delay, 0.0))
                 await ws.send(encode(chunk, encoding))
                 result.sent.append((media_end, time.time()))
             await ws.send(json.dumps({"type": "stop"}))

@@ -33,11 +33,14 @@ class _Pacer:
         self.last = 0.0
 
     async def before(self, media_t: float) -> None:
-        """Wait until the audio ending at ``media_t`` is due (it starts where the previous ended)."""
-        if self.speed:
-            delay = self.t0 + self.last / self.speed - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        """Wait until the audio ending at ``media_t`` is due (it starts where the previous ended).
+
+        At full speed (``speed=None``) it still yields to the event loop once per frame: a socket
+        write rarely blocks on loopback, so without it one replay would send its whole file before
+        a concurrent one (the other leg of a joined call, the other calls of a benchmark) sent its
+        first frame, unlike live streams, which interleave."""
+        delay = self.t0 + self.last / self.speed - time.time() if self.speed else 0.0
+        await asyncio.sleep(max(delay, 0.0))
         self.last = media_t
 
 

@@ -25,11 +25,15 @@ class TcpTransport:
         try:
             data = await self.reader.read(READ_SIZE)
         except ConnectionError:
-            self.close_code = 1006  # reset: the call may come back within the resume grace window
+            self.close_code = 1006  # reset: a drop (AudioSocket cannot resume: the call ends at once)
             raise TransportClosed from None
         if not data:
             self.close_code = 1000  # a bare close is the normal end of an AudioSocket call
             raise TransportClosed
+        # read() returns buffered data without suspending: a connection with a backlog (a client
+        # sending faster than real time) would keep the loop from every other connection, e.g.
+        # from starting the other leg of its own call. One yield per read keeps connections fair.
+        await asyncio.sleep(0)
         return data
 
     async def send(self, frame: str | bytes) -> None:
@@ -37,9 +41,16 @@ class TcpTransport:
         await self.writer.drain()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        """TCP has no close codes: the code is kept for the end-of-call reason, the socket closed."""
+        if self.close_code is None:
+            self.close_code = code
         with contextlib.suppress(Exception):
             self.writer.close()
             await self.writer.wait_closed()
+
+    @property
+    def transport(self) -> asyncio.BaseTransport:
+        return self.writer.transport
 
 
 async def start_tcp_server(engine: Engine, host: str, port: int,
