@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -112,15 +112,50 @@ class AlertSettings(_Section):
 
 
 class TelephonySettings(_Section):
-    """Platform adapters (docs/telephony.md). Role maps are per platform: {"twilio": {"inbound":
-    "customer", "outbound": "agent"}, "audiohook": {...}, "fork": {...}, "audiosocket": {...}}."""
+    """Platform adapters (docs/telephony.md). Role maps are per platform, track/channel name → role:
+    {"twilio": {"inbound": "agent", "outbound": "customer"}, "audiohook": {...}, "fork": {...}}.
+
+    Environment: ``SPEECHIQ_TELEPHONY__AUDIOHOOK_KEYS='{"<api key>": "<base64 secret>"}'``,
+    ``SPEECHIQ_TELEPHONY__ROLES='{"twilio": {"inbound": "agent"}}'``,
+    ``SPEECHIQ_TELEPHONY__AUDIOSOCKET_JOIN_LEGS=true`` …"""
 
     audiohook_keys: dict[str, str] = Field(
-        default_factory=dict, description="AudioHook API key → base64 client secret ('' = unsigned)")
+        default_factory=dict, description="AudioHook API key → base64 client secret ('' = unsigned); "
+        "empty = the server's api_keys, unsigned")
     roles: dict[str, dict[str, str]] = Field(default_factory=dict, description="per-platform role overrides")
     audiosocket_codec: Literal["slin", "ulaw", "alaw"] = "slin"
     audiosocket_role: Literal["mixed", "customer", "agent"] = "mixed"
     audiosocket_join_legs: bool = Field(False, description="last UUID digit names the leg: 1 customer, 2 agent")
+
+    @field_validator("audiohook_keys")
+    @classmethod
+    def _secrets_are_base64(cls, keys: dict[str, str]) -> dict[str, str]:
+        import base64
+        import binascii
+
+        for key, secret in keys.items():
+            if not key:
+                raise ValueError("an AudioHook API key must not be empty")
+            if secret:
+                try:
+                    base64.b64decode(secret.encode("ascii"), validate=True)
+                except (binascii.Error, UnicodeError):
+                    raise ValueError(f"the client secret of API key {key[:4]}… is not valid base64") from None
+        return keys
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, roles: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        platforms = ("twilio", "telnyx", "signalwire", "exotel", "audiohook", "fork", "jambonz", "vonage",
+                     "audiosocket", "asterisk")  # speechiq.adapters.roles.DEFAULT_ROLE_MAPS
+        names = ("agent", "customer", "mixed", "unknown")
+        for platform, mapping in roles.items():
+            if platform not in platforms:
+                raise ValueError(f"no role map for platform {platform!r}: one of {', '.join(platforms)}")
+            for name, role in mapping.items():
+                if str(role).strip().lower() not in names:
+                    raise ValueError(f"roles.{platform}.{name}: unknown role {role!r}: one of {', '.join(names)}")
+        return roles
 
 
 class StoreSettings(_Section):

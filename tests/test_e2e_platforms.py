@@ -8,7 +8,6 @@ so the test watches every call on the engine's event tap (``subscribe("*")``).
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 
 import pytest
@@ -25,11 +24,9 @@ pytestmark = pytest.mark.slow
 def platform_server():
     from conftest import ServerThread
 
-    os.environ["SPEECHIQ_AUDIOSOCKET_JOIN_LEGS"] = "1"
-    st = ServerThread({"server.audiosocket_port": 0}).start()
+    st = ServerThread({"server.audiosocket_port": 0, "telephony.audiosocket_join_legs": True}).start()
     yield st
     st.stop()
-    os.environ.pop("SPEECHIQ_AUDIOSOCKET_JOIN_LEGS", None)
 
 
 def mono(wav: WavAudio, channel: int) -> WavAudio:

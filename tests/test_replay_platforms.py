@@ -168,7 +168,7 @@ def test_replay_audiosocket_over_tcp() -> None:
 
 
 # ---- the route registry the server imports -------------------------------------------------------------
-def test_registry_routes_and_interim_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registry_routes_and_telephony_settings() -> None:
     from types import SimpleNamespace
 
     from speechiq.adapters import registry
@@ -185,26 +185,37 @@ def test_registry_routes_and_interim_configuration(monkeypatch: pytest.MonkeyPat
     fork = registry.ROUTES["/v1/fork"](engine, SimpleNamespace(path="/v1/fork?call_id=c9&rate=16000", headers={}))
     assert isinstance(fork, ForkAdapter) and fork.config.max_frame_bytes == 4096
 
-    monkeypatch.setenv("SPEECHIQ_AUDIOHOOK_KEYS", f'{{"{API_KEY}": "{SECRET}"}}')
+    from speechiq.settings import load_settings
+
+    # telephony configuration comes from the settings tree, here through its environment variables
+    settings = load_settings(None, environ={
+        "SPEECHIQ_TELEPHONY__AUDIOHOOK_KEYS": f'{{"{API_KEY}": "{SECRET}"}}',
+        "SPEECHIQ_TELEPHONY__ROLES": '{"twilio": {"inbound": "agent", "outbound": "customer"}}',
+        "SPEECHIQ_TELEPHONY__AUDIOSOCKET_CODEC": "ulaw", "SPEECHIQ_TELEPHONY__AUDIOSOCKET_JOIN_LEGS": "true"})
+    configured = SimpleNamespace(settings=settings)
     route = registry.ROUTES["/v1/audiohook"]
     now = time.time()
     signed = headers("audiohook", url="ws://127.0.0.1:1/v1/audiohook", api_key=API_KEY, secret=SECRET, now=now)
-    assert route.check_upgrade(engine, SimpleNamespace(path="/v1/audiohook", headers=signed)) is None  # type: ignore[attr-defined]
-    refusal = route.check_upgrade(engine, SimpleNamespace(path="/v1/audiohook", headers={"X-API-KEY": "x"}))  # type: ignore[attr-defined]
+    assert route.check_upgrade(configured, SimpleNamespace(path="/v1/audiohook", headers=signed)) is None  # type: ignore[attr-defined]
+    refusal = route.check_upgrade(configured, SimpleNamespace(path="/v1/audiohook", headers={"X-API-KEY": "x"}))  # type: ignore[attr-defined]
     assert refusal is not None and refusal[0] == 400
-    assert isinstance(route(engine, SimpleNamespace(path="/v1/audiohook", headers=signed)), AudioHookAdapter)
-    with pytest.raises(ConfigError):
-        registry.audiohook_config(environ={"SPEECHIQ_AUDIOHOOK_KEYS": '{"k": "not base64!"}'})
-    with pytest.raises(ConfigError):
-        registry.audiohook_config(environ={"SPEECHIQ_AUDIOHOOK_KEYS": "[1]"})
+    assert isinstance(route(configured, SimpleNamespace(path="/v1/audiohook", headers=signed)), AudioHookAdapter)
+    twilio = registry.ROUTES["/v1/twilio"](configured, request)
+    assert isinstance(twilio, TwilioAdapter) and twilio.config.roles == {"inbound": "agent", "outbound": "customer"}
+    cfg = registry.audiosocket_config(configured)
+    assert cfg.codec == "ulaw" and cfg.join_legs
+    for bad in ({"SPEECHIQ_TELEPHONY__AUDIOHOOK_KEYS": '{"k": "not base64!"}'},
+                {"SPEECHIQ_TELEPHONY__AUDIOHOOK_KEYS": "[1]"},
+                {"SPEECHIQ_TELEPHONY__AUDIOSOCKET_CODEC": "gsm"},
+                {"SPEECHIQ_TELEPHONY__ROLES": '{"twilio": {"inbound": "boss"}}'},
+                {"SPEECHIQ_TELEPHONY__ROLES": '{"skype": {"inbound": "agent"}}'}):
+        with pytest.raises(ConfigError):
+            load_settings(None, environ=bad)
 
+    # no AudioHook keys: the server's API keys apply (unsigned); an engine without settings: defaults
     server_keys = SimpleNamespace(settings=SimpleNamespace(asr=engine.settings.asr,
                                                            server=SimpleNamespace(max_frame_bytes=4096,
                                                                                   api_keys=("k1",))))
-    assert registry.audiohook_config(server_keys, environ={}).api_keys == {"k1": ""}
-    cfg = registry.audiosocket_config(environ={"SPEECHIQ_AUDIOSOCKET_CODEC": "ulaw",
-                                               "SPEECHIQ_AUDIOSOCKET_JOIN_LEGS": "1"})
-    assert cfg.codec == "ulaw" and cfg.join_legs
-    with pytest.raises(ConfigError):
-        registry.audiosocket_config(environ={"SPEECHIQ_AUDIOSOCKET_CODEC": "gsm"})
+    assert registry.audiohook_config(server_keys).api_keys == {"k1": ""}
+    assert registry.audiosocket_config(engine).codec == "slin"
     assert isinstance(registry.audiosocket_factory(engine), AudioSocketAdapter)
