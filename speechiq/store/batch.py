@@ -225,7 +225,7 @@ class BatchWriter:
         existing: dict[tuple[str, int, str], Any] = {}
         for chunk in _chunks(sorted({k[2] for k in states})):
             q = sa.select(a.call_id, a.session, a.alert_id, a.history, a.evidence, a.first_media_time,
-                          a.last_media_time, a.created_at).where(a.alert_id.in_(chunk))
+                          a.last_media_time, a.created_at, a.updated_at).where(a.alert_id.in_(chunk))
             for r in conn.execute(q):
                 if (r.call_id, r.session, r.alert_id) in states:
                     existing[(r.call_id, r.session, r.alert_id)] = r
@@ -240,6 +240,7 @@ class BatchWriter:
                 entry = {"state": row["state"], "media_time": row["media_time"], "at": _utc(when).isoformat()}
                 if entry not in history:
                     history.append(entry)
+            history.sort(key=lambda h: h["at"])  # ISO 8601 UTC: text order is time order
             latest, latest_at = seq[-1]
             values = {k: v for k, v in latest.items() if k != "emitted_at"}
             values.update(history=history, updated_at=latest.get("emitted_at") or latest_at)
@@ -253,6 +254,8 @@ class BatchWriter:
             else:
                 values.update(first_media_time=min(first, old.first_media_time),
                               last_media_time=max(last, old.last_media_time))
+                if _utc(values["updated_at"]) < old.updated_at:  # an older state written again: keep the
+                    values = {k: values[k] for k in ("history", "first_media_time", "last_media_time")}  # newer
                 conn.execute(sa.update(S.alerts).where(a.call_id == key[0], a.session == key[1],
                                                        a.alert_id == key[2]).values(**values))
         if inserts:
