@@ -51,7 +51,8 @@ class ServerSettings(_Section):
     start_timeout_s: float = Field(10.0, gt=0, description="close connections that never send start")
     tls_cert: str | None = None
     tls_key: str | None = None
-    metrics_port: int | None = Field(None, description="serve Prometheus metrics on /metrics of this port")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="also serve /metrics and /healthz "
+                                     "(no auth, nothing else) on this port; 0 = an ephemeral port")
 
 
 class VadSettings(_Section):

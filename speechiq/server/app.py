@@ -82,6 +82,7 @@ class SpeechIQServer:
     outbound_limit: int = DEFAULT_LIMIT  # frames queued per connection before a slow client is closed
     server: Server | None = None
     tcp_server: asyncio.Server | None = None
+    metrics_server: Server | None = None
 
     # ---- HTTP layer --------------------------------------------------------------------------
     def _authorized(self, request: Request, query: dict[str, list[str]], path_key: str | None = None) -> bool:
@@ -98,11 +99,7 @@ class SpeechIQServer:
         if path == "/healthz":
             return self._health(conn)
         if path == "/metrics":
-            e = self.engine
-            e.metrics.observe_fanout(e.bus, e.tap, e.webhooks)
-            if e.scheduler is not None:
-                e.metrics.asr_queue.set(e.scheduler.depth)
-            return _http(conn, self.engine.metrics.render().decode(), "text/plain; version=0.0.4; charset=utf-8")
+            return self._metrics(conn)
         if not self._route_exists(path):
             return conn.respond(HTTPStatus.NOT_FOUND, f"no endpoint at {path}\n")
         check = getattr(self.routes.get(path), "check_upgrade", None)
@@ -120,6 +117,23 @@ class SpeechIQServer:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return conn.respond(HTTPStatus.UPGRADE_REQUIRED, f"{path} is a WebSocket endpoint\n")
         return None
+
+    def _metrics(self, conn: ServerConnection) -> Response:
+        e = self.engine
+        e.metrics.observe_fanout(e.bus, e.tap, e.webhooks)
+        if e.scheduler is not None:
+            e.metrics.asr_queue.set(e.scheduler.depth)
+        return _http(conn, e.metrics.render().decode(), "text/plain; version=0.0.4; charset=utf-8")
+
+    async def _metrics_only(self, conn: ServerConnection, request: Request) -> Response:
+        """``server.metrics_port``: /metrics and /healthz without authentication, nothing else (a
+        port for the scraper that need not be exposed with the call endpoints)."""
+        path = urlsplit(request.path).path.rstrip("/") or "/"
+        if path == "/metrics":
+            return self._metrics(conn)
+        if path == "/healthz":
+            return self._health(conn)
+        return conn.respond(HTTPStatus.NOT_FOUND, "this port serves /metrics and /healthz only\n")
 
     def _route_exists(self, path: str) -> bool:
         return path in self.routes or path == "/v1/alerts" or (
@@ -174,8 +188,21 @@ class SpeechIQServer:
             from .tcp import start_tcp_server
 
             self.tcp_server = await start_tcp_server(self.engine, s.host, s.audiosocket_port, audiosocket_factory)
+        if s.metrics_port is not None:
+            self.metrics_server = await serve(self._refuse_ws, s.host, s.metrics_port,
+                                              process_request=self._metrics_only, ssl=ssl_ctx)
         await self.engine.start_background()
         return self
+
+    @staticmethod
+    async def _refuse_ws(ws: ServerConnection) -> None:  # never reached: _metrics_only answers all
+        await ws.close(1008, "metrics port")
+
+    @property
+    def metrics_port(self) -> int | None:
+        if self.metrics_server is None:
+            return None
+        return next(iter(self.metrics_server.sockets)).getsockname()[1]
 
     @property
     def audiosocket_port(self) -> int | None:
@@ -191,6 +218,8 @@ class SpeechIQServer:
     async def close(self) -> None:
         if self.tcp_server is not None:
             self.tcp_server.close()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
         if self.server is not None:
             self.server.close(close_connections=False)
             await asyncio.sleep(0)
