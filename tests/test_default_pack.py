@@ -5,8 +5,12 @@ Mandarin, through the real CallAnalytics with the real lexicon sentiment scorer 
 
 from __future__ import annotations
 
+import json
 import re
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +21,11 @@ from speechiq.analytics.sentiment import make_scorer
 from speechiq.events import Alert, Transcript
 from speechiq.rules import check_pack, compile_pack, default_pack_path, load_pack, rules_check_main
 from speechiq.rules import schema as S
+from speechiq.rules.normalize import has_cjk, norm
 from speechiq.settings import AnalyticsSettings
 
 PACK_PATH = default_pack_path()
+DATA = Path(__file__).parent / "data"
 # The labels of the call truth (shared/calls/README.md) plus the "not said" label the pack uses.
 CALL_VOCABULARY = {
     "compliance.disclosure", "compliance.identity_check", "compliance.prohibited",
@@ -354,3 +360,269 @@ def test_negative_trend(pack: Any, scorer: Any) -> None:
     alerts = run_call(pack, scorer, turns, lang="en")
     trend = [a for a in alerts if a.rule_id == "customer_negative_trend"]
     assert len(trend) == 1 and trend[0].label == "sentiment.negative"
+
+
+# ---- held-out evaluation set (tests/data/pack_heldout.yaml) ---------------------------------------
+# Written from the label definitions, not from the shared calls (checked below). Every positive must
+# raise its label; a label that fires on an utterance of another label (unless listed as compatible,
+# e.g. a churn threat that is also negative sentiment) or on a negative is a false alarm.
+HELDOUT: dict[str, Any] = yaml.safe_load((DATA / "pack_heldout.yaml").read_text(encoding="utf-8"))
+# The turn texts of the shared test calls (shared/calls/*.json), copied so the guards run without shared/.
+CALL_TEXTS: dict[str, list[str]] = json.loads(
+    (DATA / "pack_call_fragments.json").read_text(encoding="utf-8"))["calls"]
+UTTERANCE_LABELS = sorted(HELDOUT["positives"])
+
+
+@dataclass
+class HeldoutScore:
+    tp: Counter[str] = field(default_factory=Counter)
+    fp: Counter[str] = field(default_factory=Counter)
+    support: Counter[tuple[str, str]] = field(default_factory=Counter)  # (label, lang)
+    hits: Counter[tuple[str, str]] = field(default_factory=Counter)
+    misses: list[tuple[str, str, str]] = field(default_factory=list)  # label, lang, text
+    false_alarms: list[tuple[str, str, str]] = field(default_factory=list)  # fired label, expected label, text
+
+    def recall(self, label: str, lang: str | None = None) -> float:
+        langs = [lang] if lang else ["en", "zh"]
+        n = sum(self.support[(label, lg)] for lg in langs)
+        return sum(self.hits[(label, lg)] for lg in langs) / n if n else 1.0
+
+    def precision(self, label: str) -> float:
+        n = self.tp[label] + self.fp[label]
+        return self.tp[label] / n if n else 1.0
+
+
+def score_heldout(pack: Any, scorer: Any, data: dict[str, Any] = HELDOUT) -> HeldoutScore:
+    """Run every held-out utterance through the compiled pack (as `labels_of` does) and score it."""
+    sc = HeldoutScore()
+    compatible = {k: set(v) for k, v in data.get("compatible", {}).items()}
+    for label, by_lang in data["positives"].items():
+        for lang, items in by_lang.items():
+            for role, text in items:
+                got = labels_of(pack, scorer, role, text, lang)
+                sc.support[(label, lang)] += 1
+                if label in got:
+                    sc.hits[(label, lang)] += 1
+                    sc.tp[label] += 1
+                else:
+                    sc.misses.append((label, lang, text))
+                for other in got - {label} - compatible.get(label, set()):
+                    sc.fp[other] += 1
+                    sc.false_alarms.append((other, label, text))
+    for lang, items in data["negatives"].items():
+        for role, text in items:
+            for other in labels_of(pack, scorer, role, text, lang):
+                sc.fp[other] += 1
+                sc.false_alarms.append((other, "", text))
+    return sc
+
+
+@pytest.fixture(scope="module")
+def heldout(pack: Any, scorer: Any) -> HeldoutScore:
+    return score_heldout(pack, scorer)
+
+
+def test_heldout_set_is_big_enough() -> None:
+    pos = HELDOUT["positives"]
+    vocabulary_said = CALL_VOCABULARY - {"process.long_hold", "process.long_silence", "process.overtalk",
+                                         "process.missing_disclosure"}
+    assert set(pos) == vocabulary_said
+    for label, by_lang in pos.items():
+        assert len(by_lang["en"]) >= 8 and len(by_lang["zh"]) >= 5, label
+        assert set(HELDOUT["compatible"][label]) <= CALL_VOCABULARY, label
+    assert sum(len(v) for v in HELDOUT["negatives"].values()) >= 60
+
+
+def _runs(text: str, n_words: int, n_chars: int) -> set[str]:
+    """Contiguous runs of a normalised text: n_words words (English) or n_chars characters (Chinese)."""
+    t = norm(text)
+    if has_cjk(t):
+        t = t.replace(" ", "")
+        return {t[i:i + n_chars] for i in range(len(t) - n_chars + 1)}
+    w = t.split()
+    return {" ".join(w[i:i + n_words]) for i in range(len(w) - n_words + 1)}
+
+
+def _heldout_texts() -> list[str]:
+    out = [it[1] for by in HELDOUT["positives"].values() for items in by.values() for it in items]
+    out += [it[1] for items in HELDOUT["negatives"].values() for it in items]
+    out += [t for by in HELDOUT["timelines"].values() for items in by.values() for t in items]
+    return out
+
+
+def test_heldout_is_not_copied_from_the_shared_calls() -> None:
+    call_runs = set().union(*(_runs(t, 5, 7) for texts in CALL_TEXTS.values() for t in texts))
+    copied = {t: _runs(t, 5, 7) & call_runs for t in _heldout_texts()}
+    assert not {t: r for t, r in copied.items() if r}
+
+
+# Cues that were once written from one shared call's own words; general patterns replaced them.
+RETIRED_CALL_CUES = ["for the same speed", "bill jumped", "lost my job", "thank you for being so",
+                     "sign up for the upgrade", "mail it to our", "更大的套餐", "给我一个说法"]
+LONG_CUE_WORDS, LONG_CUE_CHARS = 5, 5  # a cue this long found verbatim in a call was copied from it
+
+
+def _regexes(node: Any) -> list[str]:
+    """Every regex of the YAML tree (regex lists, plain or per language)."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "regex":
+                for items in (v.values() if isinstance(v, dict) else [v]):
+                    out += [str(x) for x in items]
+            else:
+                out += _regexes(v)
+    elif isinstance(node, list):
+        for x in node:
+            out += _regexes(x)
+    return out
+
+
+def _literal_runs(rx: str) -> list[str]:
+    """The plain-text stretches of a regex between its operators (text it matches verbatim)."""
+    t = re.sub(r"\\[A-Za-z]|\\.|\{\d*,?\d*\}", "|", rx)
+    return [p.strip() for p in re.split(r"[()|?*+\[\]^$.]", t) if p.strip()]
+
+
+def pack_cues(path: Path = PACK_PATH) -> list[str]:
+    """Every literal phrase of a pack and every literal stretch of its regexes."""
+    tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return _literals(tree) + [run for rx in _regexes(tree) for run in _literal_runs(rx)]
+
+
+def copied_cues(cues: list[str]) -> list[str]:
+    """Cues of LONG_CUE_WORDS words / LONG_CUE_CHARS characters or more that occur verbatim (normalised)
+    in a shared-call utterance."""
+    calls = [norm(t) for texts in CALL_TEXTS.values() for t in texts]
+    en_calls = [f" {c} " for c in calls if not has_cjk(c)]
+    zh_calls = [c.replace(" ", "") for c in calls if has_cjk(c)]
+    out = []
+    for cue in cues:
+        n = norm(cue)
+        if has_cjk(n):
+            k = n.replace(" ", "")
+            if len(k) >= LONG_CUE_CHARS and any(k in c for c in zh_calls):
+                out.append(cue)
+        elif len(n.split()) >= LONG_CUE_WORDS and any(f" {n} " in c for c in en_calls):
+            out.append(cue)
+    return out
+
+
+def test_no_pack_cue_is_a_long_verbatim_piece_of_a_shared_call() -> None:
+    assert not copied_cues(pack_cues())
+
+
+def test_copy_guard_catches_a_copied_cue(tmp_path: Path) -> None:
+    # the guard itself: a pack quoting a call (a literal, or inside a regex) is caught; short ones are not
+    call = next(t for texts in CALL_TEXTS.values() for t in texts if len(norm(t).split()) >= 8)
+    quote = " ".join(norm(call).split()[2:8])
+    pack = tmp_path / "p.yaml"
+    pack.write_text(yaml.safe_dump({"rules": [{"when": {"phrase": {
+        "any_of": {"en": [quote, "thank you"]}, "regex": {"en": [rf"\b(a|b) {quote}\b"]}}}}]}),
+        encoding="utf-8")
+    assert copied_cues(pack_cues(pack)) == [quote, quote]
+
+
+def test_retired_call_cues_stay_out_of_the_pack() -> None:
+    text = PACK_PATH.read_text(encoding="utf-8").lower()
+    assert not [c for c in RETIRED_CALL_CUES if c in text]
+
+
+def test_heldout_recall(heldout: HeldoutScore) -> None:
+    low = {(lab, lg, round(heldout.recall(lab, lg), 2)) for lab in UTTERANCE_LABELS for lg in ("en", "zh")
+           if heldout.recall(lab, lg) < 0.8}
+    low |= {(lab, "all", round(heldout.recall(lab), 2)) for lab in UTTERANCE_LABELS if heldout.recall(lab) < 0.9}
+    assert not low, (sorted(low), heldout.misses)
+
+
+def test_heldout_precision(heldout: HeldoutScore) -> None:
+    low = {lab: round(heldout.precision(lab), 2) for lab in heldout.fp if heldout.precision(lab) < 0.9}
+    assert not low, (low, heldout.false_alarms)
+
+
+def test_heldout_negatives_raise_nothing(pack: Any, scorer: Any) -> None:
+    loud = {}
+    for lang, items in HELDOUT["negatives"].items():
+        for role, text in items:
+            got = labels_of(pack, scorer, role, text, lang)
+            if got:
+                loud[text] = got
+    assert not loud
+
+
+# ---- held-out timelines: holds, dead air, missing notice, details before verification, over-talk --
+TL = HELDOUT["timelines"]
+OPENING = {"en": "Hello, this call may be recorded for quality.", "zh": "您好，本次通话会被录音。"}
+ASK = {"en": "Hi, I have a question about my account.", "zh": "你好，我想问一下我的账户。"}
+OK = {"en": "Okay.", "zh": "好的。"}
+
+
+def _cases(key: str) -> list[tuple[str, int, str]]:
+    return [(lang, i, text) for lang in ("en", "zh") for i, text in enumerate(TL[key][lang])]
+
+
+@pytest.mark.parametrize(("lang", "i", "hold"), _cases("hold"), ids=lambda v: str(v)[:24])
+def test_heldout_long_hold(pack: Any, scorer: Any, lang: str, i: int, hold: str) -> None:
+    back = TL["hold_return"][lang][i % len(TL["hold_return"][lang])]
+    turns = [("agent", 1.0, 4.0, OPENING[lang]), ("customer", 4.5, 7.0, ASK[lang]),
+             ("agent", 7.5, 10.5, hold), ("customer", 11.0, 12.0, OK[lang]),  # 25 s of silence follow
+             ("agent", 37.0, 39.0, back), ("customer", 39.5, 40.5, OK[lang])]
+    alerts = run_call(pack, scorer, turns, lang=lang)
+    assert [(a.start, a.role) for a in alerts if a.label == "process.long_hold"] == [(37.0, "agent")]
+    assert not [a for a in alerts if a.label == "process.long_silence"]
+
+
+@pytest.mark.parametrize(("lang", "i", "question"), _cases("silence_question"), ids=lambda v: str(v)[:24])
+def test_heldout_dead_air(pack: Any, scorer: Any, lang: str, i: int, question: str) -> None:
+    answer = TL["silence_answer"][lang][i % len(TL["silence_answer"][lang])]
+    turns = [("agent", 1.0, 4.0, OPENING[lang]), ("agent", 4.5, 7.5, question),
+             ("customer", 19.5, 21.0, answer), ("agent", 21.5, 23.0, OK[lang])]  # 12 s of dead air
+    alerts = run_call(pack, scorer, turns, lang=lang)
+    assert [(a.label, a.start) for a in alerts if a.label.startswith("process.long")] == [
+        ("process.long_silence", 19.5)]
+
+
+@pytest.mark.parametrize(("lang", "i", "opening"), _cases("opening_without_notice"), ids=lambda v: str(v)[:24])
+def test_heldout_missing_disclosure(pack: Any, scorer: Any, lang: str, i: int, opening: str) -> None:
+    turns = [("agent", 1.0, 4.0, opening), ("customer", 4.5, 8.0, ASK[lang]), ("agent", 8.5, 11.0, OK[lang])]
+    alerts = run_call(pack, scorer, turns, lang=lang, duration=40.0)
+    missing = [(a.rule_id, a.media_time) for a in alerts if a.label == "process.missing_disclosure"]
+    assert missing == [("recording_disclosure_deadline", 20.0), ("recording_disclosure_never", 40.0)]
+
+
+DISCLOSURES = [(lang, i, t[1]) for lang, items in HELDOUT["positives"]["compliance.disclosure"].items()
+               for i, t in enumerate(items)]
+
+
+@pytest.mark.parametrize(("lang", "i", "notice"), DISCLOSURES, ids=lambda v: str(v)[:24])
+def test_heldout_notice_meets_the_deadline(pack: Any, scorer: Any, lang: str, i: int, notice: str) -> None:
+    greet = TL["opening_without_notice"][lang][i % len(TL["opening_without_notice"][lang])]
+    turns = [("agent", 1.0, 4.0, greet), ("agent", 4.5, 9.0, notice), ("customer", 9.5, 12.0, ASK[lang])]
+    alerts = run_call(pack, scorer, turns, lang=lang, duration=40.0)
+    assert "process.missing_disclosure" not in {a.label for a in alerts}
+
+
+@pytest.mark.parametrize(("lang", "i", "details"), _cases("account_details"), ids=lambda v: str(v)[:24])
+def test_heldout_details_before_verification(pack: Any, scorer: Any, lang: str, i: int, details: str) -> None:
+    owe = "How much do I owe at the moment?" if lang == "en" else "我现在还欠多少钱？"
+    early = [("agent", 1.0, 4.0, OPENING[lang]), ("customer", 4.5, 7.0, owe), ("agent", 7.5, 10.5, details)]
+    got = [(a.label, a.start) for a in run_call(pack, scorer, early, lang=lang) if a.label == "process.error"]
+    assert got == [("process.error", 7.5)]
+    ask_id = TL["identity_request"][lang][i % len(TL["identity_request"][lang])]
+    answer = "Sure, it's all on the account." if lang == "en" else "好的，都是我本人的信息。"
+    verified = [("agent", 1.0, 4.0, OPENING[lang]), ("customer", 4.5, 7.0, owe), ("agent", 7.5, 10.5, ask_id),
+                ("customer", 11.0, 13.0, answer), ("agent", 13.5, 16.5, details)]
+    assert "process.error" not in {a.label for a in run_call(pack, scorer, verified, lang=lang)}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize(("first", "overlap", "fires"), [("agent", 1.2, True), ("customer", 0.8, True),
+                                                          ("agent", 0.2, False), ("customer", -0.5, False)])
+def test_heldout_overtalk(pack: Any, scorer: Any, lang: str, first: str, overlap: float, fires: bool) -> None:
+    second = "customer" if first == "agent" else "agent"
+    turns = [("agent", 1.0, 4.0, OPENING[lang]), ("customer", 4.5, 6.0, ASK[lang]),
+             (first, 6.5, 11.0, ASK[lang] if first == "customer" else OK[lang] * 4),
+             (second, 11.0 - overlap, 13.0, OK[lang])]
+    alerts = run_call(pack, scorer, sorted(turns, key=lambda t: t[2]), lang=lang)
+    got = [(a.start, a.role) for a in alerts if a.label == "process.overtalk"]
+    assert got == ([(11.0 - overlap, second)] if fires else [])
