@@ -105,3 +105,12 @@ def test_role_aware_scan_skips_only_what_cannot_hold():
     assert set(customer) == {0, 1, 3} and all(customer[i] == full[i] for i in customer)
     mixed = idx.scan(text, "en", role="mixed").hits  # neither party: only role-any leaves can hold
     assert set(mixed) == {3}
+
+
+def test_a_literal_never_matches_inside_a_longer_token():
+    # found by tests/test_props_matchers.py: "i can" matched "I can't", "3" matched "3.5"
+    idx = PhraseIndex([leaf(["i can"]), leaf(["3"]), leaf(["cafe"]), leaf(["can"])])
+    assert matched(idx, "I can't do that") == {}
+    assert matched(idx, "it is 3.5 percent") == {} and matched(idx, "it is 3 percent") == {1: {"3"}}
+    assert matched(idx, "two cafés") == {}
+    assert matched(idx, "I can do that") == {0: {"I can"}, 3: {"can"}}

@@ -140,3 +140,20 @@ def test_offsets_of_replaced_numbers_cover_the_words():
     n2 = normalize(t2)
     j = n2.text.index("supervisor")
     assert t2[slice(*n2.span(j, j + 10))] == "SUPERVISOR"
+
+
+def test_spelled_numbers_do_not_join_across_punctuation():
+    # found by tests/test_props_matchers.py: "twenty, five" became 25, "one, two, three" 123
+    assert norm("one, two, three") == "1 2 3" and norm("nine, one, one") == "9 1 1"
+    assert norm("I am twenty. Five of us came") == "i am 20 5 of us came"
+    assert norm("twenty-five") == "25" and norm("Twenty–five dollars") == "25 dollars"
+    assert norm("two thousand, three hundred") == "2300"  # a comma after a scale word is one number
+
+
+def test_a_range_spans_every_source_when_symbols_reorder():
+    # "$5" is "5 dollars": the number's source comes after the sign's; found by a property test
+    text = "三 $5 $5"
+    n = normalize(text)
+    assert n.text == "三 5 dollars 5 dollars"
+    assert text[slice(*n.span(11, 14))] == "$5"
+    assert text[slice(*n.span(2, len(n.text)))] == "$5 $5"

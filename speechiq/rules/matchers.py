@@ -36,6 +36,13 @@ def _is_word(ch: str) -> bool:
     return ch.isascii() and ch.isalnum()
 
 
+def _joins(ch: str) -> bool:
+    """Part of the same token as a neighbouring letter or digit in normalised text: a non-CJK
+    letter or digit, or the apostrophe / decimal point that normalisation keeps only inside a
+    token (so ``can`` is not found in ``can't``, ``3`` not in ``3.5``, ``cafe`` not in ``cafés``)."""
+    return ch in "'." or (ch.isalnum() and not has_cjk(ch))
+
+
 @dataclass
 class _Fuzzy:
     leaf: int
@@ -134,8 +141,8 @@ class PhraseIndex:
             keys = self._keys[lang]
             for end, key in ac.iter(t):
                 start = end - len(key) + 1
-                if (_is_word(key[0]) and start > 0 and _is_word(t[start - 1])) or (
-                        _is_word(key[-1]) and end + 1 < len(t) and _is_word(t[end + 1])):
+                if (_joins(key[0]) and start > 0 and _joins(t[start - 1])) or (
+                        _joins(key[-1]) and end + 1 < len(t) and _joins(t[end + 1])):
                     continue
                 for leaf in keys[key]:
                     hits.setdefault(leaf, []).append((start, end + 1, key))

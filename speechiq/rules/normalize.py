@@ -93,7 +93,9 @@ class Normalized:
         self._starts, self._ends = starts, ends
 
     def span(self, start: int, end: int) -> tuple[int, int]:
-        """Original-text [start, end) of the normalised range [start, end)."""
+        """Original-text [start, end) of the normalised range [start, end): the smallest range
+        covering every character's source (``$5`` → ``5 dollars`` puts the number before the
+        sign, so the sources of a range are not in order)."""
         if self._starts is None:
             self._build()
         assert self._starts is not None and self._ends is not None
@@ -101,7 +103,7 @@ class Normalized:
             return (0, 0)
         start = max(0, min(start, len(self._starts) - 1))
         end = max(start + 1, min(end, len(self._ends)))
-        return (self._starts[start], self._ends[end - 1])
+        return (min(self._starts[start:end]), max(self._ends[start:end]))
 
 
 def _fold(text: str) -> tuple[str, list[int] | None]:
@@ -128,7 +130,14 @@ def _fold(text: str) -> tuple[str, list[int] | None]:
     return folded, fmap
 
 
-def _english_numbers(toks: list[_Tok]) -> list[_Tok]:
+_RUN_JOINERS = frozenset(" -\u2010\u2011\u2012\u2013")  # may stand between the words of one spelled number
+
+
+def _english_numbers(toks: list[_Tok], folded: str) -> list[_Tok]:
+    """Spelled-out English numbers → digits. A number's words are separated by spaces or hyphens
+    only (a comma is allowed after thousand/million/billion): ``one, two, three`` stays a list,
+    ``I am twenty. Five of us`` two numbers, ``twenty-five`` and ``two thousand, three hundred``
+    one."""
     out: list[_Tok] = []
     i, n = 0, len(toks)
     while i < n:
@@ -138,7 +147,7 @@ def _english_numbers(toks: list[_Tok]) -> list[_Tok]:
             i += 1
             continue
         j = i
-        while j < n and _is_num_word(toks, j, i):
+        while j < n and _is_num_word(toks, j, i) and (j == i or _joined(toks[j - 1], toks[j], folded)):
             j += 1
         if j == i:
             out.append(toks[i])
@@ -147,6 +156,13 @@ def _english_numbers(toks: list[_Tok]) -> list[_Tok]:
         out.extend(_parse_run(toks[i:j]))
         i = j
     return out
+
+
+def _joined(a: _Tok, b: _Tok, folded: str) -> bool:
+    between = folded[a.end:b.start]
+    if a.text in SCALES:
+        between = between.replace(",", "", 1)
+    return all(c in _RUN_JOINERS for c in between)
 
 
 def _is_num_word(toks: list[_Tok], j: int, run_start: int) -> bool:
@@ -348,7 +364,7 @@ def normalize(text: str) -> Normalized:
     if symbols:
         toks = _drop_loose_symbols(toks)
     if not NUMBER_WORDS.keys().isdisjoint([t.text for t in toks]):
-        toks = _english_numbers(toks)
+        toks = _english_numbers(toks, folded)
     cjk = has_cjk(folded)
     if cjk and any(t.kind == "cjk" and t.text in CN_NUMERALS for t in toks):
         toks = _chinese_numbers(toks)
