@@ -76,6 +76,7 @@ class CallSession:
         self.alert_count = 0
         self._overload_noticed = False
         self._last_advance = 0.0
+        self._open_speech: dict[int, float] = {}  # channel -> start of its open VAD utterance
         self.finished = False
         self.summary: Summary | None = None
         self.created = time.monotonic()
@@ -148,7 +149,8 @@ class CallSession:
             if event.language:
                 self.language = event.language
             if self.analytics:
-                self._emit_alerts(self.analytics.on_metadata(event.metadata, event.language))
+                self._emit_alerts(self.analytics.on_metadata(event.metadata, event.language,
+                                                             media_time=self.media_time))
         elif isinstance(event, CallEnd | CallStart):
             raise TypeError("CallStart/CallEnd are handled by the engine")
 
@@ -179,16 +181,40 @@ class CallSession:
         self._after_audio()
 
     def _after_audio(self) -> None:
-        for ch in self.channels.values():
-            if ch.activity and self.analytics:
-                for s, e in ch.activity:
-                    self._emit_alerts(self.analytics.on_activity(ch.role, ch.index, s, e))
-            ch.activity.clear()
-            self._maybe_partial(ch)
         now = self.media_time
-        if self.analytics and now - self._last_advance >= 0.1:
+        tick = now - self._last_advance >= 0.1
+        for ch in self.channels.values():
+            if ch.activity:
+                self._open_speech.pop(ch.index, None)  # that utterance closed (another may be open)
+                if self.analytics:
+                    for s, e in ch.activity:
+                        self._emit_alerts(self.analytics.on_activity(ch.role, ch.index, s, e))
+            ch.activity.clear()
+            if self.analytics:
+                self._report_speech(ch, tick)
+            self._maybe_partial(ch)
+        if self.analytics and tick:
             self._last_advance = now
             self._emit_alerts(self.analytics.advance(now))
+
+    def _report_speech(self, ch: ChannelState, tick: bool) -> None:
+        """Open VAD speech goes to the analytics live: when it opens, then on each clock tick
+        (its interval follows with the activity when it closes)."""
+        assert self.analytics is not None
+        if ch.endpointer.speech_seconds_in_progress <= 0:
+            self._open_speech.pop(ch.index, None)
+            return
+        start = self._open_speech.get(ch.index)
+        opened = start is None
+        if start is None:
+            prog = ch.endpointer.in_progress()
+            if prog is None:
+                return
+            # in_progress starts at the padded audio; the speech itself starts pad_ms later
+            start = min(prog[0] + self.engine.settings.vad.pad_ms / 1000, media_time(ch))
+            self._open_speech[ch.index] = start
+        if opened or tick:
+            self._emit_alerts(self.analytics.on_speech(ch.role, ch.index, start, media_time(ch)))
 
     # ---- ASR -------------------------------------------------------------------------------
     def _request(self, audio: np.ndarray, offset: float, final: bool) -> DecodeRequest:
