@@ -1,14 +1,19 @@
-"""Telephony adapter cost: μs per 20 ms frame (sans-I/O parse + decode), and capacity through the
-Twilio and AudioHook adapters against our own protocol in the same run.
+"""Telephony adapter cost: μs per 20 ms frame (sans-I/O parse + decode) for every protocol, and
+capacity through the Twilio and AudioHook adapters against our own protocol at the same load.
 
-    python -m benchmarks.adapters [--calls 40] [--call-seconds 30]
+    python -m benchmarks.adapters [--levels 20,30,40,50] [--protocols speechiq,twilio,audiohook]
+    python -m benchmarks.adapters --levels 2 --quick        # smoke test (about a minute)
 
-Part 1 feeds the frames each platform sends for a 2-channel 8 kHz call (built by
-speechiq.replay.platforms) through its adapter, then through the engine's G.711/L16 decode, and
-reports the mean cost per 20 ms of call audio. Part 2 runs N concurrent real-time calls through a
-``speechiq serve`` subprocess per protocol; platform sockets carry no transcripts back, so each
-client watches its call on ``/v1/calls/{id}/events`` and latency = arrival of a final − the wall
-time at which the audio at its end was sent.
+Part 1 feeds the frames each platform sends for a call (built by speechiq.replay.platforms:
+2-channel 8 kHz for the stereo platforms, one 8 kHz leg for AudioSocket, chan_websocket and Vonage)
+through its adapter, then through the engine's G.711/L16 decode, and reports the best of a few runs
+as μs per 20 ms of call audio. Part 2 starts one ``speechiq serve`` subprocess and, for each level N
+and each protocol in turn, streams N concurrent real-time calls (same calls, same start stagger);
+platform sockets carry no transcripts back, so each client watches its call on
+``/v1/calls/{id}/events`` (our protocol gets them on its own socket). Latency = arrival of a final
+− the wall time at which the audio at its end was sent. A protocol's capacity is the largest N with
+p95 ≤ 1.5 s and no failed call; JSON ``capacity_by_protocol`` holds it per protocol with its
+ratio to ours (1.0 = no loss), and ``p95_ratio_vs_ours`` per level.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import connect
 
-from speechiq.adapters.registry import ROUTES
+from speechiq.adapters.base import Adapter
+from speechiq.adapters.registry import ROUTES, audiosocket_factory
 from speechiq.audio.codecs import decode
 from speechiq.audio.wavio import WavAudio
 from speechiq.ingest import AudioChunk, CallStart
@@ -34,7 +41,9 @@ from speechiq.replay.platforms import WaitFor, messages
 from .capacity import P95_BOUND, load_calls
 from .common import ServerProcess, percentile, print_table, require_shared, write_json
 
-PROTOCOLS = ("twilio", "audiohook", "asterisk", "fork", "jambonz", "vonage")
+# protocol → mono (one leg per connection)?
+FRAME_PROTOCOLS = {"twilio": False, "telnyx": False, "signalwire": False, "audiohook": False,
+                   "fork": False, "jambonz": False, "audiosocket": True, "asterisk": True, "vonage": True}
 
 
 class _Req:
@@ -43,13 +52,20 @@ class _Req:
         self.headers: dict[str, str] = {}
 
 
+def _factory(protocol: str) -> Callable[[], Adapter]:
+    if protocol == "audiosocket":
+        return lambda: audiosocket_factory(None)
+    route = ROUTES[f"/v1/{protocol}"]
+    return lambda: route(None, _Req(f"/v1/{protocol}"))
+
+
 def adapter_cost(wav: WavAudio, protocol: str, repeats: int = 3) -> float:
-    """Mean μs per 20 ms of call audio through the adapter and the audio decode."""
+    """Best-of-``repeats`` μs per 20 ms of call audio through the adapter and the audio decode."""
     frames = [f for _, f in messages(protocol, wav, call_id=str(uuid.uuid4())) if not isinstance(f, WaitFor)]
-    factory = ROUTES[f"/v1/{protocol}"]
+    make = _factory(protocol)
     best = float("inf")
     for _ in range(repeats):
-        adapter = factory(None, _Req(f"/v1/{protocol}"))
+        adapter = make()
         start: CallStart | None = None
         t0 = time.perf_counter()
         for f in frames:
@@ -60,6 +76,7 @@ def adapter_cost(wav: WavAudio, protocol: str, repeats: int = 3) -> float:
                     start = ev
                 elif isinstance(ev, AudioChunk) and start is not None:
                     decode(ev.data, start.encoding)
+        adapter.transport_closed(1000)  # flushes what a platform held for reordering
         best = min(best, time.perf_counter() - t0)
     return best / (wav.duration / 0.020) * 1e6
 
@@ -84,13 +101,24 @@ def native_cost(wav: WavAudio, repeats: int = 3) -> float:
     return best / len(frames) * 1e6
 
 
+def frame_costs(wav: WavAudio, repeats: int) -> dict[str, float]:
+    mono = WavAudio(wav.sample_rate, wav.samples[:, :1].copy(), wav.encoding_hint)
+    out = {"speechiq": native_cost(wav, repeats)}
+    for p, is_mono in FRAME_PROTOCOLS.items():
+        out[p] = adapter_cost(mono if is_mono else wav, p, repeats)
+    return out
+
+
 async def _watched(srv: ServerProcess, protocol: str, wav: WavAudio, call_id: str) -> list[float]:
-    """Stream one call as ``protocol`` and return its final latencies (seconds)."""
+    """Stream one call as ``protocol`` at 1× and return its final latencies (seconds)."""
     if protocol == "speechiq":
         res = await replay(srv.url(), wav, speed=1.0, encoding="mulaw", language="en", call_id=call_id,
-                           partials=False)
+                           partials=False, wait_summary_s=60)
+        if res.close_code not in (1000, None) or res.summary is None:
+            raise RuntimeError(f"call ended {res.close_code} {res.close_reason}")
         return res.final_latencies()
     finals: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
     async with connect(srv.url(f"/v1/calls/{call_id}/events")) as tap:
         await tap.recv()  # subscribed
 
@@ -101,6 +129,7 @@ async def _watched(srv: ServerProcess, protocol: str, wav: WavAudio, call_id: st
                 if ev.get("type") == "transcript" and ev.get("is_final"):
                     finals.append(ev)
                 if ev.get("type") == "summary":
+                    summary.update(ev)
                     return
 
         watcher = asyncio.create_task(watch())
@@ -108,8 +137,10 @@ async def _watched(srv: ServerProcess, protocol: str, wav: WavAudio, call_id: st
                                     call_id=call_id, api_key="bench")
         try:
             await asyncio.wait_for(watcher, 60)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             watcher.cancel()
+    if res.close_code not in (1000, None) or not summary:
+        raise RuntimeError(f"call ended {res.close_code} {res.close_reason} (summary: {bool(summary)})")
     out = []
     for ev in finals:
         sent = res.wall_when_sent(ev["end"])
@@ -118,56 +149,84 @@ async def _watched(srv: ServerProcess, protocol: str, wav: WavAudio, call_id: st
     return out
 
 
-async def capacity_level(srv: ServerProcess, protocol: str, calls: list[WavAudio], n: int) -> dict[str, Any]:
-    rng = random.Random(n)
+async def capacity_level(srv: ServerProcess, protocol: str, calls: list[WavAudio], n: int,
+                         stagger_s: float) -> dict[str, Any]:
+    rng = random.Random(n)  # the same start times for every protocol at this level
 
     async def one(i: int) -> list[float] | Exception:
-        await asyncio.sleep(rng.uniform(0, 8.0))
+        await asyncio.sleep(rng.uniform(0, stagger_s))
         try:
             return await _watched(srv, protocol, calls[i % len(calls)], str(uuid.uuid4()))
-        except Exception as exc:
+        except Exception as exc:  # a refused or broken call counts against the level
             return exc
 
     results = await asyncio.gather(*(one(i) for i in range(n)))
     lat = [x for r in results if isinstance(r, list) for x in r]
-    failed = sum(1 for r in results if isinstance(r, Exception))
-    return {"protocol": protocol, "calls": n, "failed": failed, "finals": len(lat),
-            "p50_s": percentile(lat, 50), "p95_s": percentile(lat, 95)}
+    errors = [repr(r)[:200] for r in results if isinstance(r, Exception)]
+    p95 = percentile(lat, 95)
+    return {"protocol": protocol, "calls": n, "failed": len(errors), "errors": errors[:3], "finals": len(lat),
+            "p50_s": percentile(lat, 50), "p95_s": p95, "ok": not errors and bool(lat) and p95 <= P95_BOUND}
+
+
+def capacity_by_protocol(levels: list[dict[str, Any]], protocols: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for p in protocols:
+        rows = [r for r in levels if r["protocol"] == p]
+        out[p] = {"capacity": max((r["calls"] for r in rows if r["ok"]), default=0),
+                  "levels": {r["calls"]: {k: r[k] for k in ("p50_s", "p95_s", "finals", "failed", "ok")}
+                             for r in rows}}
+    ours = out.get("speechiq", {}).get("capacity", 0)
+    for p in protocols:
+        out[p]["ratio_vs_ours"] = out[p]["capacity"] / ours if ours else float("nan")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calls", type=int, default=40)
-    ap.add_argument("--call-seconds", type=float, default=30.0)
+    ap.add_argument("--levels", default="20,30,40,50", help="concurrent calls per level, e.g. 20,30,40")
     ap.add_argument("--protocols", default="speechiq,twilio,audiohook")
+    ap.add_argument("--call-seconds", type=float, default=30.0, help="cap each call's length")
+    ap.add_argument("--stagger", type=float, default=8.0, help="spread call starts over this many seconds")
+    ap.add_argument("--repeats", type=int, default=5, help="frame-cost runs per protocol (best is kept)")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 8 s calls, 1 s stagger, 1 frame-cost run")
+    ap.add_argument("--no-capacity", action="store_true", help="frame costs only")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.call_seconds, args.stagger, args.repeats = min(args.call_seconds, 8.0), min(args.stagger, 1.0), 1
     if not require_shared():
         return 0
     calls = load_calls(args.call_seconds)
-    wav = calls[0]
-    rows = [["speechiq (ours)", native_cost(wav)]]
-    for p in PROTOCOLS:
-        mono = p in ("asterisk", "vonage")
-        w = WavAudio(wav.sample_rate, wav.samples[:, :1].copy(), wav.encoding_hint) if mono else wav
-        rows.append([p + (" (mono)" if mono else ""), adapter_cost(w, p)])
-    print_table("adapter cost per 20 ms frame (parse + decode), μs", ["protocol", "μs / frame"], rows)
-    cap = []
-    with ServerProcess() as srv:
-        for p in args.protocols.split(","):
-            r = asyncio.run(capacity_level(srv, p, calls, args.calls))
-            r["ok"] = r["failed"] == 0 and r["p95_s"] <= P95_BOUND
-            cap.append(r)
-            print(f"  {p:10s} N={args.calls}: p50 {r['p50_s']:.2f} s  p95 {r['p95_s']:.2f} s  failed {r['failed']}",
-                  flush=True)
-    base = next((r for r in cap if r["protocol"] == "speechiq"), None)
-    for r in cap:
-        r["p95_ratio_vs_ours"] = r["p95_s"] / base["p95_s"] if base and base["p95_s"] else float("nan")
-    table = [[r["protocol"], r["finals"], r["p50_s"], r["p95_s"], r["p95_ratio_vs_ours"], r["failed"]] for r in cap]
-    print_table(f"{args.calls} concurrent real-time calls per protocol",
-                ["protocol", "finals", "p50 s", "p95 s", "p95 / ours", "failed"], table)
-    write_json("adapters", {"frame_cost_us": {r[0]: r[1] for r in rows}, "capacity": cap,
-                            "calls": args.calls, "frame_ms": 20}, args.json)
+    costs = frame_costs(calls[0], args.repeats)
+    ours_cost = costs["speechiq"]
+    print_table("adapter cost per 20 ms frame (parse + decode), μs",
+                ["protocol", "μs / frame", "× ours"],
+                [[p + (" (mono leg)" if FRAME_PROTOCOLS.get(p) else ""), c, c / ours_cost] for p, c in costs.items()])
+    result: dict[str, Any] = {"frame_ms": 20, "frame_cost_us": costs, "call_seconds": args.call_seconds}
+    if not args.no_capacity:
+        protocols = args.protocols.split(",")
+        levels = [int(x) for x in args.levels.split(",")]
+        rows: list[dict[str, Any]] = []
+        with ServerProcess() as srv:
+            for n in levels:
+                for p in protocols:
+                    r = asyncio.run(capacity_level(srv, p, calls, n, args.stagger))
+                    rows.append(r)
+                    print(f"  {p:10s} N={n:3d}: p50 {r['p50_s']:.2f} s  p95 {r['p95_s']:.2f} s  finals {r['finals']}"
+                          f"  failed {r['failed']}{'  ' + r['errors'][0] if r['errors'] else ''}", flush=True)
+        for r in rows:
+            base = next((b for b in rows if b["protocol"] == "speechiq" and b["calls"] == r["calls"]), None)
+            r["p95_ratio_vs_ours"] = r["p95_s"] / base["p95_s"] if base and base["p95_s"] else float("nan")
+        by_protocol = capacity_by_protocol(rows, protocols)
+        print_table(f"concurrent real-time calls per protocol (p95 ≤ {P95_BOUND} s)",
+                    ["protocol", "calls", "finals", "p50 s", "p95 s", "p95 / ours", "failed"],
+                    [[r["protocol"], r["calls"], r["finals"], r["p50_s"], r["p95_s"], r["p95_ratio_vs_ours"],
+                      r["failed"]] for r in rows])
+        print("\ncapacity: " + ", ".join(f"{p} {v['capacity']} ({v['ratio_vs_ours']:.2f}× ours)"
+                                         for p, v in by_protocol.items()))
+        result.update({"levels": rows, "capacity_by_protocol": by_protocol, "p95_bound_s": P95_BOUND,
+                       "stagger_s": args.stagger})
+    write_json("adapters", result, args.json)
     return 0
 
 
