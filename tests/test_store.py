@@ -136,7 +136,6 @@ def test_batch_written_again_after_unknown_commit_does_not_duplicate(target):
 
 def test_batch_writer_replays_are_idempotent(target):
     """The same batch (and a prefix of it) applied in separate transactions changes nothing."""
-    url, schema = target
     with _store(target) as store:
         with store.engine.begin() as conn:
             S.ensure_schema(conn)
@@ -276,3 +275,18 @@ def test_newer_schema_is_refused(tmp_path):
     assert not store.flush(1.0)
     assert "version" in (store.stats().last_error or "")
     assert not store.close(0.5)
+
+
+def test_fast_conversion_matches_the_wire_form():
+    """Finals and alerts skip the generic walk; the stored form is still clean(to_dict(event))."""
+    import dataclasses
+
+    from speechiq.events import to_dict
+    from speechiq.store.convert import _alert_dict, _transcript_dict, clean
+
+    t = dataclasses.replace(final("fc", 3, "customer", text="nul\x00 byte"), avg_logprob=float("nan"),
+                            emitted_at=1_700_000_000.123456)
+    a = dataclasses.replace(alert("fc", 1, "provisional", 3.0004), metadata={"queue": "q", "n": float("inf")})
+    assert _transcript_dict(t) == clean(to_dict(t))
+    assert _alert_dict(a) == clean(to_dict(a))
+    assert _transcript_dict(t)["text"] == "nul byte" and _transcript_dict(t)["avg_logprob"] is None

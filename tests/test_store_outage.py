@@ -4,6 +4,7 @@ through a real TCP relay that is down at first (connections refused) and cut mid
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sqlite3
 import threading
@@ -113,18 +114,14 @@ class Relay:
     def stop(self) -> None:
         srv, self._server = self._server, None
         if srv is not None:
-            try:
+            with contextlib.suppress(OSError):
                 srv.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked in the relay thread
-            except OSError:
-                pass
             srv.close()
         with self._lock:
             conns, self._conns = self._conns, []
         for c in conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             c.close()
 
     def _accept(self, srv: socket.socket) -> None:
@@ -148,10 +145,8 @@ class Relay:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 @needs_pg

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, is_dataclass
 from enum import Enum
 from typing import Any
 
-from ..events import to_dict
+from ..events import Alert, Transcript, to_dict
 from ..ingest import CallEnd, CallStart, Dtmf, Gap, MetadataUpdate
 
 # kinds refused first when the queue nears its bound (transcripts, alerts, summaries keep room)
@@ -131,7 +131,13 @@ def to_ops(event: Any) -> list[Op]:
     """The row ops for one event. Raises ``ValueError`` for an event that cannot be stored."""
     if isinstance(event, IngestRecord):
         return _ingest_ops(event)
-    d = clean(event) if isinstance(event, Mapping) else clean(to_dict(event))
+    fast = _FAST.get(type(event))
+    if fast is not None:
+        d = fast(event)
+    elif isinstance(event, Mapping):
+        d = clean(event)
+    else:
+        d = clean(to_dict(event))
     if not isinstance(d, dict):
         raise ValueError(f"not an event: {type(event).__name__}")
     kind = str(d.get("type") or "")
@@ -139,6 +145,47 @@ def to_ops(event: Any) -> list[Op]:
         raise ValueError("event without a type")
     handler = _HANDLERS.get(kind)
     return handler(d) if handler else [EventOp(kind, _num(d.get("media_time")), d)]
+
+
+def _ms(value: float | None) -> float | None:
+    """As the wire form (``to_dict`` rounds floats to ms), and storable (non-finite → None)."""
+    return None if value is None or not math.isfinite(value) else round(value, 3)
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def _transcript_dict(t: Transcript) -> dict[str, Any]:
+    """``clean(to_dict(t))`` without the generic walk (finals carry every word: the hot path)."""
+    return {
+        "call_id": _text(t.call_id), "channel": t.channel, "role": _text(t.role), "utterance_id": _text(t.utterance_id),
+        "is_final": t.is_final, "start": _ms(t.start), "end": _ms(t.end), "text": _text(t.text),
+        "words": [{"text": _text(w.text), "start": _ms(w.start), "end": _ms(w.end), "probability": _ms(w.probability)}
+                  for w in t.words],
+        "language": _text(t.language), "avg_logprob": _ms(t.avg_logprob), "no_speech_prob": _ms(t.no_speech_prob),
+        "emitted_at": _ms(t.emitted_at), "sentiment": _ms(t.sentiment),
+        "sentiment_label": None if t.sentiment_label is None else _text(t.sentiment_label), "type": t.type,
+    }
+
+
+def _alert_dict(a: Alert) -> dict[str, Any]:
+    """``clean(to_dict(a))`` without the generic walk."""
+    evidence = [{"utterance_id": _text(e.utterance_id), "role": _text(e.role), "channel": e.channel,
+                 "start": _ms(e.start), "end": _ms(e.end), "text": _text(e.text),
+                 "spans": [[int(x), int(y)] for x, y in e.spans], "sentiment": _ms(e.sentiment)}
+                for e in a.evidence]
+    return {
+        "alert_id": _text(a.alert_id), "call_id": _text(a.call_id), "rule_id": _text(a.rule_id),
+        "pack_version": _text(a.pack_version), "label": _text(a.label), "category": _text(a.category),
+        "severity": _text(a.severity), "state": _text(a.state), "media_time": _ms(a.media_time),
+        "start": _ms(a.start), "end": _ms(a.end), "role": _text(a.role), "text": _text(a.text),
+        "description": _text(a.description), "evidence": evidence, "metadata": clean(to_dict(dict(a.metadata))),
+        "emitted_at": _ms(a.emitted_at), "type": a.type,
+    }
+
+
+_FAST: dict[type, Any] = {Transcript: _transcript_dict, Alert: _alert_dict}
 
 
 def _transcript(d: dict[str, Any]) -> list[Op]:

@@ -11,12 +11,14 @@ flushes and stops. Read side: :class:`~speechiq.store.read.StoreReader` methods.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import secrets
 import socket
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,10 @@ class CallStore:
         if not self._started:
             self._started = True
             self._writer.start()
+            # a process that exits without close() still writes what it queued (the writer
+            # thread is a daemon: it would be stopped mid-way at interpreter exit)
+            self._at_exit = _exit_hook(weakref.ref(self))
+            atexit.register(self._at_exit)
             log.info("store: writing to %s", self.url)
         return self
 
@@ -126,6 +132,8 @@ class CallStore:
         """Flush (retrying an unavailable database up to ``timeout``), stop the writer and
         release the connections. False: events were left unwritten (logged)."""
         ok = self._writer.close(timeout) if self._started else True
+        if self._started:
+            atexit.unregister(self._at_exit)
         if self._owns_engine:
             self.engine.dispose()
         return ok
@@ -148,6 +156,15 @@ class CallStore:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _exit_hook(ref: weakref.ref[CallStore]) -> Any:
+    def flush_at_exit() -> None:
+        store = ref()
+        if store is not None:
+            store.close(10.0)
+
+    return flush_at_exit
 
 
 def open_reader(url: str, *, schema: str | None = None) -> StoreReader:
