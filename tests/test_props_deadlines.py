@@ -1,0 +1,144 @@
+"""Property tests (hypothesis): deadlines on random call timelines fire exactly once, at the right
+media time, or not at all — through the real compiler and the real CallAnalytics.
+
+A timeline is played as the live session plays it: the clock ticks every 0.25 s of media time;
+while a turn is open it is reported (``on_speech``); when it closes its VAD interval and then its
+final arrive. Clocks start at the call start, on DTMF entries or on another rule's confirmed alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from speechiq.analytics.engine import CallAnalytics
+from speechiq.events import Alert, Transcript
+from speechiq.rules import compile_pack
+from speechiq.rules import schema as S
+
+PROPS = settings(max_examples=60, deadline=None, database=None)
+STEP = 0.25
+SAY = "thanks for holding"
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str
+    start: float
+    end: float
+    says: bool  # the required phrase
+    transfer: bool = False  # the phrase of the rule whose alert starts a clock
+
+
+def phrase(words: str, role: str = "agent") -> S.Phrase:
+    return S.Phrase(role, ((S.ALL_LANGS, (words,)),), (), None, False)
+
+
+def rule(rid: str, when: S.Cond) -> S.Rule:
+    return S.Rule(id=rid, label="process.no_greeting", category="process_error", severity="info", when=when)
+
+
+def text_of(t: Turn) -> str:
+    parts = ["okay let me see"]
+    if t.transfer:
+        parts.append("I will transfer you")
+    if t.says:
+        parts.append(SAY)
+    return ", ".join(parts)
+
+
+@st.composite
+def timelines(draw: st.DrawFn) -> list[Turn]:
+    """Turns on the 0.25 s grid, each role's turns in order without overlap (the roles may overlap)."""
+    turns: list[Turn] = []
+    for role in ("agent", "customer"):
+        t = 0.0
+        for _ in range(draw(st.integers(0, 6))):
+            start = t + STEP * draw(st.integers(0, 40))
+            end = start + STEP * draw(st.integers(1, 24))
+            says = role == "agent" and draw(st.booleans())
+            transfer = role == "agent" and draw(st.booleans())
+            turns.append(Turn(role, start, end, says, transfer))
+            t = end + STEP
+    return turns
+
+
+def play(ca: CallAnalytics, turns: list[Turn], until: float, dtmf: tuple[float, ...] = ()
+         ) -> list[tuple[float, Alert]]:
+    """(tick, alert) for every alert, the timeline played as the session plays it."""
+    todo = sorted(turns, key=lambda t: (t.end, t.role))
+    keys = sorted(dtmf)
+    out: list[tuple[float, Alert]] = []
+    k = 0
+    while k * STEP <= until:
+        now = k * STEP
+        while keys and keys[0] <= now:
+            out += [(now, a) for a in ca.on_dtmf("0", keys.pop(0))]
+        for t in todo:
+            if t.start <= now < t.end:
+                out += [(now, a) for a in ca.on_speech(t.role, 0 if t.role == "agent" else 1, t.start, now)]
+        while todo and todo[0].end <= now:
+            t = todo.pop(0)
+            ch = 0 if t.role == "agent" else 1
+            out += [(now, a) for a in ca.on_activity(t.role, ch, t.start, t.end)]
+            out += [(now, a) for a in ca.on_transcript(Transcript(
+                call_id="d", channel=ch, role=t.role, utterance_id=f"{t.role}@{t.start}", is_final=True,
+                start=t.start, end=t.end, text=text_of(t), language="en"))]
+        out += [(now, a) for a in ca.advance(now)]
+        k += 1
+    out += [(until, a) for a in ca.finish(until)[0]]
+    return out
+
+
+def analytics(rules: list[S.Rule]) -> CallAnalytics:
+    return CallAnalytics("d", compile_pack(S.Pack(rules=tuple(rules), version="props")), language="en",
+                         metadata={}, sentiment=None)
+
+
+def check(alerts: list[tuple[float, Alert]], rid: str, due_times: list[float]) -> None:
+    got = [(tick, a) for tick, a in alerts if a.rule_id == rid]
+    assert sorted(a.media_time for _, a in got) == sorted(due_times)  # each due deadline exactly once
+    for tick, a in got:
+        assert tick >= a.media_time  # never early: at the deadline, or later when an utterance held it
+        assert (a.state, a.start, a.end, a.text, a.role) == ("confirmed", a.media_time, a.media_time, "", "agent")
+    assert len({a.alert_id for _, a in got}) == len(got)
+
+
+@PROPS
+@given(timelines(), st.sampled_from([2.5, 5.0, 10.0, 15.0, 20.0]), st.integers(0, 160))
+def test_call_start_deadline(turns, within, extra):
+    until = max([t.end for t in turns] + [0.0]) + STEP * extra
+    ca = analytics([rule("greet", S.Deadline(phrase(SAY), within, None, "agent"))])
+    said = any(t.role == "agent" and t.says and t.start <= within for t in turns)
+    check(play(ca, turns, until), "greet", [] if said or within > until else [within])
+
+
+@PROPS
+@given(timelines(), st.sets(st.integers(0, 200), max_size=4), st.sampled_from([2.5, 5.0, 10.0]),
+       st.integers(0, 80))
+def test_dtmf_deadline_each_entry_its_own_clock(turns, keys, within, extra):
+    presses = tuple(k * STEP for k in sorted(keys))
+    until = max([t.end for t in turns] + [*presses, 0.0]) + STEP * extra
+    ca = analytics([rule("answer", S.Deadline(phrase(SAY), within, S.Dtmf("0"), "agent"))])
+    due = [d + within for d in presses
+           if d + within <= until
+           and not any(t.role == "agent" and t.says and t.end > d and t.start <= d + within for t in turns)]
+    check(play(ca, turns, until, presses), "answer", due)
+
+
+@PROPS
+@given(timelines(), st.sampled_from([2.5, 5.0, 10.0]), st.integers(0, 80))
+def test_deadline_from_another_rules_alert(turns, within, extra):
+    until = max([t.end for t in turns] + [0.0]) + STEP * extra
+    ca = analytics([rule("transfer", phrase("transfer you")),
+                    rule("greet", S.Deadline(phrase(SAY), within, S.AlertOf(rule="transfer"), "agent"))])
+    agent = [t for t in turns if t.role == "agent"]
+    due = [a.end + within for a in agent if a.transfer
+           if a.end + within <= until
+           and not any(t.says and t is not a and t.end > a.end and t.start <= a.end + within for t in agent)]
+    alerts = play(ca, turns, until)
+    assert sorted(a.media_time for _, a in alerts if a.rule_id == "transfer") == sorted(
+        a.end for a in agent if a.transfer)
+    check(alerts, "greet", due)
