@@ -4,6 +4,7 @@ schema per test, dropped afterwards; skipped when 127.0.0.1:5432 does not answer
 from __future__ import annotations
 
 import contextlib
+import secrets
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
-from test_store_helpers import alert, backend_params, call_start, final, record_call, store_target, summary
+from test_store_helpers import (
+    PG_URL,
+    alert,
+    backend_params,
+    call_start,
+    final,
+    needs_pg,
+    record_call,
+    store_target,
+    summary,
+)
 
 from speechiq.errors import ConfigError
 from speechiq.store import CallStore, open_reader
@@ -290,3 +301,22 @@ def test_fast_conversion_matches_the_wire_form():
     assert _transcript_dict(t) == clean(to_dict(t))
     assert _alert_dict(a) == clean(to_dict(a))
     assert _transcript_dict(t)["text"] == "nul byte" and _transcript_dict(t)["avg_logprob"] is None
+
+
+@needs_pg
+def test_postgres_schema_is_created_when_missing():
+    name = f"speechiq_new_{secrets.token_hex(5)}"
+    admin = sa.create_engine(PG_URL)
+    try:
+        with CallStore(PG_URL, schema=name, batch_ms=20) as store:
+            record_call(store, "new-schema", finals=2)
+            assert store.flush(30)
+            assert len(store.get_call("new-schema").utterances) == 2
+        with admin.connect() as conn:
+            tables = set(conn.execute(sa.text("SELECT table_name FROM information_schema.tables "
+                                              "WHERE table_schema = :s"), {"s": name}).scalars())
+        assert {"calls", "utterances", "alerts", "call_events", "store_schema"} <= tables
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        admin.dispose()

@@ -174,9 +174,13 @@ class SchemaVersionError(ConfigError):
 MIGRATIONS: dict[int, Any] = {}
 
 
-def ensure_schema(conn: sa.Connection) -> int:
-    """Create missing tables and bring an older schema up to :data:`SCHEMA_VERSION` (in the
-    caller's transaction). Returns the version found (0: a new store)."""
+def ensure_schema(conn: sa.Connection, pg_schema: str | None = None) -> int:
+    """Create missing tables (and the PostgreSQL schema ``pg_schema``, when named) and bring an
+    older schema up to :data:`SCHEMA_VERSION` (in the caller's transaction). Returns the version
+    found (0: a new store)."""
+    if pg_schema is not None:
+        quoted = conn.dialect.identifier_preparer.quote_identifier(pg_schema)
+        conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
     metadata.create_all(conn, checkfirst=True)
     now = dt.datetime.now(dt.UTC)
     row = conn.execute(sa.select(store_schema.c.version).where(store_schema.c.id == 1)).first()

@@ -57,7 +57,7 @@ class CallStore:
         self.writer_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._writer = StoreWriter(base.execution_options(**{WRITER_OPTION: True}), writer_id=self.writer_id,
                                    batch_ms=batch_ms, batch_rows=batch_rows, max_pending=max_pending,
-                                   max_backoff_s=max_backoff_s)
+                                   max_backoff_s=max_backoff_s, pg_schema=schema)
         self.reader = StoreReader(base)
         self._owns_engine = engine is None
         self._started = False

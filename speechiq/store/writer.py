@@ -60,10 +60,11 @@ def transient(exc: BaseException) -> bool:
 class StoreWriter:
     def __init__(self, engine: sa.Engine, *, writer_id: str, batch_ms: float = 150.0, batch_rows: int = 500,
                  max_pending: int = 200_000, max_backoff_s: float = 5.0, poison_attempts: int = 3,
-                 connect: Callable[[], sa.engine.Connection] | None = None) -> None:
+                 connect: Callable[[], sa.engine.Connection] | None = None, pg_schema: str | None = None) -> None:
         if batch_rows < 1 or max_pending < 1 or batch_ms <= 0:
             raise ValueError("batch_rows, max_pending and batch_ms must be positive")
         self.engine = engine
+        self.pg_schema = pg_schema
         self.batch_s = batch_ms / 1000.0
         self.batch_rows = int(batch_rows)
         self.max_pending = int(max_pending)
@@ -216,7 +217,7 @@ class StoreWriter:
                         self._failed += 1
         if not self._schema_ready:
             with self._begin() as conn:
-                found = S.ensure_schema(conn)
+                found = S.ensure_schema(conn, self.pg_schema)
             self._schema_ready = True
             if found < S.SCHEMA_VERSION:
                 log.info("store: schema %s (version %d)", "created" if not found else "migrated", S.SCHEMA_VERSION)
