@@ -320,3 +320,26 @@ def test_postgres_schema_is_created_when_missing():
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         admin.dispose()
+
+
+@needs_pg
+def test_event_the_database_refuses_is_isolated_and_counted(tmp_path):
+    """PostgreSQL refuses a channel number past its integer range: that one event is logged and
+    counted as failed after its retries; the events around it are written."""
+    import dataclasses
+
+    scratch = store_target("postgres", tmp_path)
+    url, schema = next(scratch)
+    try:
+        with CallStore(url, schema=schema, batch_ms=20, max_backoff_s=0.05) as store:
+            store.flush(30)
+            record_call(store, "ok-before", finals=2)
+            store.record("poison", dataclasses.replace(final("poison", 0), channel=2**40))
+            record_call(store, "ok-after", finals=2)
+            assert store.flush(60)
+            st = store.stats()
+            assert st.failed == 1 and st.pending == 0
+            assert len(store.get_call("ok-before").utterances) == 2
+            assert len(store.get_call("ok-after").utterances) == 2
+    finally:
+        scratch.close()  # drops the schema
