@@ -196,7 +196,8 @@ def cmd_calls(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, {"store.url": args.store, "store.schema_name": args.schema})
     return calls_main(settings.store.url, args.calls_command, schema=settings.store.schema_name,
                       call_id=getattr(args, "call_id", None), limit=getattr(args, "limit", 20),
-                      session=getattr(args, "session", None), as_json=args.json)
+                      session=getattr(args, "session", None), as_json=args.json,
+                      by_speaker=getattr(args, "by_speaker", False))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -265,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             cp.add_argument("call_id")
             cp.add_argument("--session", type=int, help="which call with this id (default: the latest)")
+            cp.add_argument("--by-speaker", action="store_true", help="group the transcript by speaker")
         cp.set_defaults(func=cmd_calls)
 
     c = sub.add_parser("config", help="print the effective settings as YAML")

@@ -343,3 +343,29 @@ def test_event_the_database_refuses_is_isolated_and_counted(tmp_path):
             assert len(store.get_call("ok-after").utterances) == 2
     finally:
         scratch.close()  # drops the schema
+
+
+def test_calls_cli_over_a_populated_store(tmp_path, capsys):
+    import json
+
+    from speechiq.cli import main
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    with CallStore(url, batch_ms=20) as store:
+        for cid in ("cli-a", "cli-b", "cli-c"):
+            record_call(store, cid, finals=4)
+        assert store.flush(30)
+    assert main(["calls", "list", "--store", url, "--limit", "2", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["call_id"] for r in rows] == ["cli-c", "cli-b"] and rows[0]["nev"] == 0.35
+    assert main(["calls", "list", "--store", url]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    assert main(["calls", "show", "cli-a", "--store", url, "--by-speaker"]) == 0
+    text = capsys.readouterr().out
+    assert text.index(" agent:") < text.index(" customer:")
+    assert "[   2.00 –    3.50] customer utterance number 1" in text
+    assert "provisional → confirmed" in text and "NEV 0.35" in text and "hold" in text
+    assert main(["calls", "show", "cli-a", "--store", url, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [u["utterance_id"] for u in shown["utterances"]] == [f"cli-a:{n}" for n in range(4)]
+    assert shown["alerts"][0]["state"] == "confirmed"

@@ -39,7 +39,7 @@ def list_text(calls: list[StoredCall], out: Out) -> None:
         out(call_line(call))
 
 
-def show_text(detail: CallDetail, out: Out) -> None:
+def show_text(detail: CallDetail, out: Out, by_speaker: bool = False) -> None:
     c = detail.call
     out(f"call {c.call_id} (session {c.session})  platform {c.platform or '-'}  language {c.language or '-'}")
     out(f"  started {c.started_at.isoformat()}  ended {c.ended_at.isoformat() if c.ended_at else '(live)'}"
@@ -54,9 +54,14 @@ def show_text(detail: CallDetail, out: Out) -> None:
         speakers[u.role] = speakers.get(u.role, 0) + 1
     out(f"transcript ({len(detail.utterances)} utterances: "
         f"{', '.join(f'{r} {n}' for r, n in sorted(speakers.items())) or 'none'})")
-    for u in detail.utterances:
-        senti = f"  [{u.sentiment_label} {u.sentiment:+.2f}]" if u.sentiment is not None else ""
-        out(f"  [{u.start:7.2f} – {u.end:7.2f}] {u.role:<8} {u.text}{senti}")
+    groups = ([(role, [u for u in detail.utterances if u.role == role]) for role in sorted(speakers)]
+              if by_speaker else [("", list(detail.utterances))])
+    for role, utts in groups:
+        if role:
+            out(f" {role}:")
+        for u in utts:
+            senti = f"  [{u.sentiment_label} {u.sentiment:+.2f}]" if u.sentiment is not None else ""
+            out(f"  [{u.start:7.2f} – {u.end:7.2f}] {u.role:<8} {u.text}{senti}")
     out(f"alerts ({len(detail.alerts)})")
     for a in detail.alerts:
         states = " → ".join(h.get("state", "?") for h in a.history) or a.state
@@ -69,12 +74,12 @@ def show_text(detail: CallDetail, out: Out) -> None:
     if others:
         out(f"events ({len(others)})")
         for e in others:
-            data = {k: v for k, v in e.data.items() if v not in (None, "", [], {})}
+            data = {k: v for k, v in e.data.items() if v not in (None, "", [], {}) and k not in ("type", "media_time")}
             out(f"  @{_num(e.media_time, '7.2f')}s {e.kind:<10} {json.dumps(data, ensure_ascii=False)[:160]}")
 
 
 def run_calls(reader: StoreReader, command: str, *, call_id: str | None = None, limit: int = 20,
-              session: int | None = None, as_json: bool = False, out: Out = print) -> int:
+              session: int | None = None, as_json: bool = False, by_speaker: bool = False, out: Out = print) -> int:
     """The ``calls`` subcommands over ``reader``. Returns the exit status."""
     try:
         if command == "list":
@@ -96,7 +101,7 @@ def run_calls(reader: StoreReader, command: str, *, call_id: str | None = None, 
     if as_json:
         out(json.dumps(detail.as_dict(), ensure_ascii=False))
     else:
-        show_text(detail, out)
+        show_text(detail, out, by_speaker)
     return 0
 
 
