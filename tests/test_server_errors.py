@@ -168,3 +168,52 @@ def test_metrics_port_serves_metrics_and_health_only(server):
     assert status == 200 and json.loads(body)["status"] == "ok"
     status, _ = _get(f"http://127.0.0.1:{port}/v1/calls")
     assert status == 404
+
+
+
+@pytest.mark.xfail(not hasattr(__import__("speechiq.pipeline.outlet", fromlist=["CallOutlet"]).CallOutlet, "requeue"),
+                   reason="needs CallOutlet.requeue (speechiq/pipeline/outlet.py) to keep the unsent events",
+                   strict=True)
+def test_a_client_that_cannot_keep_up_is_closed_1008_and_a_resume_loses_nothing(server):
+    """Events go engine outlet → connection → bounded send queue. Eight finals handed to a queue of
+    four at once (the writer gets no turn in between, as when the socket is stalled): finals are
+    not dropped silently: the client is closed 1008 ``client too slow``; for the call that is a
+    drop, and the resuming connection gets all eight, in order, once."""
+    from speechiq.events import Transcript
+
+    call_id = "slow-client-1"
+    before = errors_counted(server, "speechiq", "client_too_slow")
+
+    async def run() -> tuple[int | None, str, list[dict[str, Any]], list[dict[str, Any]]]:
+        server.srv.outbound_limit = 4
+        try:
+            ws = await connect(server.url(), max_size=None)
+        finally:
+            server.srv.outbound_limit = 5000  # only this connection gets the tiny queue
+        await ws.send(START.replace('"start",', f'"start", "call_id": "{call_id}",'))
+        started = json.loads(await ws.recv())
+        session = server.engine.sessions[call_id]
+        for i in range(8):
+            session.outlet.emit(Transcript(call_id=call_id, channel=0, role="agent", utterance_id=f"0-{i}",
+                                           is_final=True, start=float(i), end=i + 0.5, text=f"final {i}"))
+        first: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(10):
+                async for raw in ws:
+                    first.append(json.loads(raw))
+        except (TimeoutError, ConnectionClosed):
+            pass
+        resume = json.loads(START)
+        resume["resume_token"] = started["resume_token"]
+        second, _ = await session_events(server.url(), [json.dumps(resume), json.dumps({"type": "stop"})])
+        return ws.close_code, ws.close_reason, first, second
+
+    async def session_events(url: str, frames: list[str]) -> tuple[list[dict[str, Any]], int | None]:
+        return await session(url, frames, wait_s=30)
+
+    close, reason, first, second = server.call(run(), timeout=60)
+    assert close == 1008 and reason == "client too slow"
+    assert settled(server, lambda: errors_counted(server, "speechiq", "client_too_slow"), before + 1) == before + 1
+    assert second[0]["type"] == "started" and second[0]["resumed"] and second[-1]["type"] == "summary"
+    texts = [e["text"] for e in first + second if e["type"] == "transcript"]
+    assert texts == [f"final {i}" for i in range(8)]  # each once, in order, none lost

@@ -89,3 +89,24 @@ def test_flush_waits_for_the_queue_and_a_tiny_limit_is_refused() -> None:
     asyncio.run(run())
     with pytest.raises(ValueError):
         Outbound(Gate().send, 1)
+
+
+def test_discard_hands_back_the_events_not_sent_the_refused_one_included() -> None:
+    async def run() -> None:
+        gate, overflows = Gate(), []
+        out = Outbound(gate.send, 4, on_overflow=lambda: overflows.append(out.discard()))
+        out.start()
+        out.put("f0", event="e0")
+        await asyncio.sleep(0)  # in flight: the writer holds it
+        out.put("p1", droppable=True, event="partial")
+        for i in range(1, 5):
+            out.put(f"f{i}", event=f"e{i}")
+        assert not out.put("f5", event="e5")
+        # the partial made room for f4; f5 overflowed: everything not sent comes back, in order
+        assert overflows == [["e1", "e2", "e3", "e4", "e5"]]
+        assert out.discard() == []  # reported once
+        gate.open.set()
+        await out.drain(5)
+        assert gate.sent == ["f0"]
+
+    asyncio.run(run())

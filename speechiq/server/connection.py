@@ -87,7 +87,7 @@ class AdapterConnection:
         self.adapter.on_engine_event(event)
         droppable = getattr(event, "type", "") == "transcript" and not event.is_final
         for frame in self.adapter.outbox():
-            self.out.put(frame, droppable=droppable)
+            self.out.put(frame, droppable=droppable, event=event)
 
     def _flush(self) -> None:
         for frame in self.adapter.outbox():
@@ -122,13 +122,24 @@ class AdapterConnection:
             self.out.put(frame)
 
     def _too_slow(self) -> None:
-        """The outbound queue is full of frames that must not be dropped: close the client."""
+        """The outbound queue is full of frames that must not be dropped: close the client.
+
+        For the call this is a drop: the connection stops taking events at once, and the events
+        it took but could not send are handed back to the call's outlet, which keeps them (with
+        everything after) for a resuming connection, so a resume loses nothing."""
         if self.failure is None:
             self.failure = ProtocolError(TOO_SLOW, "client too slow", CLOSE_POLICY_VIOLATION)
             self._count(TOO_SLOW)
         unsent = self.out.discard()
-        self._dropped("unsent", unsent)
-        log.warning("%s: client too slow (%d frames not sent): closing", self.adapter.platform, unsent)
+        self._dropped("unsent", len(unsent))
+        log.warning("%s: client too slow (%d frames not sent): closing", self.adapter.platform, len(unsent))
+        if self.binding is not None and not self.binding.superseded:
+            session = self.binding.session
+            session.detach(self.sink)
+            events = list({id(e): e for e in unsent if e is not None}.values())  # one per event, in order
+            requeue = getattr(session.outlet, "requeue", None)  # pipeline/outlet.py
+            if requeue is not None and events:
+                requeue(events)
         self._schedule_close(CLOSE_POLICY_VIOLATION, "client too slow")
 
     def close(self, code: int, reason: str, message: str = "") -> None:

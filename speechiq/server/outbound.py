@@ -9,7 +9,9 @@ behind, the cheapest frames go first and nothing that matters is lost silently:
    final, alert or summary;
 3. if the queue is still full, the client cannot keep up: the queue stops accepting frames and
    ``on_overflow()`` tells the owner, which closes the connection (1008 "client too slow") rather
-   than letting memory grow or dropping a final unnoticed.
+   than letting memory grow or dropping a final unnoticed. :meth:`discard` hands back the
+   ``event`` tags of the frames that were not sent (the refused one included), so the owner can
+   keep them for a resuming connection.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
@@ -33,7 +36,7 @@ class Outbound:
         if limit < 2:
             raise ValueError("the outbound queue needs a limit of at least 2 frames")
         self._send = send
-        self._queue: deque[tuple[str | bytes, bool]] = deque()
+        self._queue: deque[tuple[str | bytes, bool, Any]] = deque()  # (frame, droppable, event tag)
         self._droppable = 0  # droppable frames currently queued
         self._ready = asyncio.Event()
         self._idle = asyncio.Event()
@@ -43,6 +46,7 @@ class Outbound:
         self._on_overflow = on_overflow
         self._closed = False
         self.overflowed = False
+        self._refused: list[Any] = []  # the event of the frame that overflowed the queue
         self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
@@ -51,8 +55,9 @@ class Outbound:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
-    def put(self, frame: str | bytes, droppable: bool = False) -> bool:
-        """Queue ``frame``; ``False`` if it was refused (dropped partial, overflow, closed)."""
+    def put(self, frame: str | bytes, droppable: bool = False, event: Any = None) -> bool:
+        """Queue ``frame``; ``False`` if it was refused (dropped partial, overflow, closed).
+        ``event``: what the frame carries, handed back by :meth:`discard` if it is never sent."""
         if self._closed:
             return False
         if droppable:
@@ -66,10 +71,11 @@ class Outbound:
                 self.overflowed = True
                 self._closed = True
                 log.warning("client too slow: %d frames queued", len(self._queue))
+                self._refused.append(event)  # not sent either: discard() reports it
                 if self._on_overflow:
                     self._on_overflow()
                 return False
-        self._queue.append((frame, droppable))
+        self._queue.append((frame, droppable, event))
         self._droppable += droppable
         self._idle.clear()
         self._ready.set()
@@ -85,22 +91,23 @@ class Outbound:
         if self._on_drop and n:
             self._on_drop(kind, n)
 
-    def discard(self) -> int:
+    def discard(self) -> list[Any]:
         """Stop accepting frames and forget the queued ones (the connection is being closed);
-        returns how many were not sent."""
+        returns the ``event`` tags of the frames not sent, oldest first (``None`` for untagged)."""
         self._closed = True
-        n = len(self._queue)
+        unsent = [event for _, _, event in self._queue] + self._refused
+        self._refused = []
         self._queue.clear()
         self._droppable = 0
         self._ready.set()
-        return n
+        return unsent
 
     async def _run(self) -> None:
         try:
             while True:
                 await self._ready.wait()
                 while self._queue:
-                    frame, droppable = self._queue.popleft()
+                    frame, droppable, _ = self._queue.popleft()
                     self._droppable -= droppable
                     await self._send(frame)
                 self._ready.clear()
