@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed
 
 from speechiq.adapters.native import NativeAdapter
 from speechiq.ingest import IngestEvent
+from speechiq.server.outbound import DEFAULT_LIMIT
 
 START = json.dumps({"type": "start", "encoding": "pcm16", "sample_rate": 8000, "channels": [{"role": "agent"}],
                     "language": "en"})
@@ -189,7 +190,7 @@ def test_a_client_that_cannot_keep_up_is_closed_1008_and_a_resume_loses_nothing(
         try:
             ws = await connect(server.url(), max_size=None)
         finally:
-            server.srv.outbound_limit = 5000  # only this connection gets the tiny queue
+            server.srv.outbound_limit = DEFAULT_LIMIT  # only this connection gets the tiny queue
         await ws.send(START.replace('"start",', f'"start", "call_id": "{call_id}",'))
         started = json.loads(await ws.recv())
         session = server.engine.sessions[call_id]

@@ -25,8 +25,13 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
+from ..pipeline.outlet import BACKLOG_LIMIT
+
 log = logging.getLogger(__name__)
-DEFAULT_LIMIT = 5000
+# A resume delivers the call's kept events (up to BACKLOG_LIMIT) in one go, before the writer
+# gets a turn: the queue must hold them all, or a resume after a long backlog would be closed
+# as too slow at once.
+DEFAULT_LIMIT = BACKLOG_LIMIT + 2000
 
 
 class Outbound:
