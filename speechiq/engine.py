@@ -41,11 +41,10 @@ class CallBinding:
             raise ProtocolError("superseded", "another connection resumed this call", CLOSE_SUPERSEDED)
         store = self.engine.store
         if store is not None and isinstance(event, Dtmf | MetadataUpdate | Gap) and not self.session.finished:
-            if isinstance(event, Gap) and self.channel_map and event.channel is not None:
-                event = Gap(event.seconds, self.channel_map.get(event.channel, event.channel), event.reason)
-            elif isinstance(event, Dtmf) and self.channel_map and event.channel is not None:
-                event = Dtmf(event.digit, self.channel_map.get(event.channel, event.channel), event.duration_ms)
-            store.record_ingest(self.session.call_id, event, self.session.media_time)
+            stored: Dtmf | MetadataUpdate | Gap = event  # with the call's channel numbers (a joined leg's differ)
+            if isinstance(event, Gap | Dtmf) and self.channel_map and event.channel is not None:
+                stored = dataclasses.replace(event, channel=self.channel_map.get(event.channel, event.channel))
+            store.record_ingest(self.session.call_id, stored, self.session.media_time)
         self.session.handle(event, self.channel_map or None)
 
     async def end(self, event: CallEnd) -> Summary | None:
