@@ -82,3 +82,32 @@ def test_resume_before_anything_was_missed_goes_live_on_replay():
     out.attach(b.append, resume=True)  # nothing kept: live at once
     out.emit(final(1))
     assert [e.i for e in b] == [1]
+
+
+def test_requeued_events_come_first_for_the_resuming_connection_partials_not_kept():
+    out, _ = make()
+    slow: list = []
+    out.attach(slow.append)
+    out.emit(final(1))
+    out.detach(slow.append)  # closed as too slow: 2 and 3 were taken but never sent
+    out.emit(final(4))
+    assert out.requeue([final(2), partial(9), final(3)]) == 2
+    back: list = []
+    out.attach(back.append, resume=True)
+    assert out.replay(back.append) == 3
+    out.emit(final(5))
+    assert [e.i for e in back] == [2, 3, 4, 5]
+
+
+def test_requeue_respects_the_backlog_bound():
+    out, _ = make(limit=3)
+    s: list = []
+    out.attach(s.append)
+    out.detach(s.append)
+    out.emit(final(3))
+    out.requeue([final(0), final(1), final(2)])
+    assert out.backlog_dropped == 1
+    back: list = []
+    out.attach(back.append, resume=True)
+    out.replay(back.append)
+    assert [e.i for e in back] == [1, 2, 3]  # the oldest went first

@@ -4,7 +4,8 @@ While no connection is attached (a dropped transport inside its resume grace win
 events a client must not miss — finals, alerts, notices, the summary — are kept, in order, and a
 resuming connection receives them right after its ``started`` and before anything new; partial
 transcripts are not kept (a newer partial or the final supersedes them). The backlog is bounded:
-past ``limit`` events the oldest go first and are counted.
+past ``limit`` events the oldest go first and are counted. A connection closed as too slow hands
+back what it could not send (:meth:`CallOutlet.requeue`), so a resume after that loses nothing.
 """
 
 from __future__ import annotations
@@ -67,6 +68,17 @@ class CallOutlet:
                 group.remove(sink)
         if not self.attached:
             self._keeping = True
+
+    def requeue(self, events: list[Any]) -> int:
+        """Events a connection took but could not send (it was closed as too slow, after its
+        sink was detached): kept ahead of everything emitted since, in their order, for the
+        resuming connection. Partials are not kept. Returns how many were kept."""
+        kept = [e for e in events if _keep(e)]
+        self._backlog.extendleft(reversed(kept))
+        while len(self._backlog) > self._limit:
+            self._backlog.popleft()
+            self.backlog_dropped += 1
+        return len(kept)
 
     def emit(self, event: Any) -> None:
         self._publish(self.call_id, event)
