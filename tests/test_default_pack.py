@@ -447,7 +447,7 @@ def _heldout_texts() -> list[str]:
     out = [it[1] for by in HELDOUT["positives"].values() for items in by.values() for it in items]
     out += [it[1] for items in HELDOUT["negatives"].values() for it in items]
     out += [t for by in HELDOUT["timelines"].values() for items in by.values() for t in items]
-    for rnd in (HELDOUT["second_round"], HELDOUT["third_round"]):
+    for rnd in (HELDOUT["second_round"], HELDOUT["third_round"], HELDOUT["fourth_round"]):
         out += [it[1] for by in rnd["positives"].values() for items in by.values() for it in items]
         out += [it[1] for items in rnd["negatives"].values() for it in items]
     return out
@@ -553,29 +553,31 @@ def test_heldout_negatives_raise_nothing(pack: Any, scorer: Any) -> None:
     assert not loud
 
 
-def test_second_round(pack: Any, scorer: Any) -> None:
-    # fresh sentences written after the rework (4 en / 3 zh per label): every label still fires on
-    # most of them, nothing fires on the negatives, and no label fires where it should not
-    data = {**HELDOUT["second_round"], "compatible": HELDOUT["compatible"]}
+def _round_score(key: str, pack: Any, scorer: Any) -> HeldoutScore:
+    data = {**HELDOUT[key], "compatible": HELDOUT["compatible"]}
     assert set(data["positives"]) == set(UTTERANCE_LABELS)
-    sc = score_heldout(pack, scorer, data)
-    n, hits = sum(sc.support.values()), sum(sc.hits.values())
-    assert hits / n >= 0.95, sc.misses
+    return score_heldout(pack, scorer, data)
+
+
+@pytest.mark.parametrize("key", ["second_round", "third_round"])
+def test_later_rounds(pack: Any, scorer: Any, key: str) -> None:
+    # fresh sentences written after each rework (the pack was widened on them afterwards): every
+    # label still fires on most of them, nothing fires on the negatives, no label where it should not
+    sc = _round_score(key, pack, scorer)
+    assert sum(sc.hits.values()) / sum(sc.support.values()) >= 0.95, sc.misses
     assert not [lab for lab in UTTERANCE_LABELS if sc.recall(lab) < 0.7], sc.misses
     assert not [lab for lab in sc.fp if sc.precision(lab) < 0.9], sc.false_alarms
     assert not [fa for fa in sc.false_alarms if not fa[1]]  # the negatives raise nothing
 
 
-def test_third_round_never_tuned_on(pack: Any, scorer: Any) -> None:
-    # the standing generality estimate (tests/data/pack_heldout.yaml third_round, never used to edit
-    # the pack; measured R 0.76): precision holds, the negatives stay silent, recall does not fall
-    data = {**HELDOUT["third_round"], "compatible": HELDOUT["compatible"]}
-    assert set(data["positives"]) == set(UTTERANCE_LABELS)
-    sc = score_heldout(pack, scorer, data)
+def test_fourth_round_never_tuned_on(pack: Any, scorer: Any) -> None:
+    # the standing generality estimate (fourth_round was never used to edit the pack; measured
+    # R 0.79): precision holds, the negatives stay silent, recall does not fall
+    sc = _round_score("fourth_round", pack, scorer)
     tp, fp = sum(sc.tp.values()), sum(sc.fp.values())
     assert tp / (tp + fp) >= 0.95, sc.false_alarms
     assert not [fa for fa in sc.false_alarms if not fa[1]]
-    assert sum(sc.hits.values()) / sum(sc.support.values()) >= 0.75, sc.misses
+    assert sum(sc.hits.values()) / sum(sc.support.values()) >= 0.78, sc.misses
 
 
 # ---- held-out timelines: holds, dead air, missing notice, details before verification, over-talk --
