@@ -447,7 +447,7 @@ def _heldout_texts() -> list[str]:
     out = [it[1] for by in HELDOUT["positives"].values() for items in by.values() for it in items]
     out += [it[1] for items in HELDOUT["negatives"].values() for it in items]
     out += [t for by in HELDOUT["timelines"].values() for items in by.values() for t in items]
-    for rnd in (HELDOUT["second_round"], HELDOUT["third_round"], HELDOUT["fourth_round"]):
+    for rnd in (HELDOUT[k] for k in ("second_round", "third_round", "fourth_round", "fifth_round")):
         out += [it[1] for by in rnd["positives"].values() for items in by.values() for it in items]
         out += [it[1] for items in rnd["negatives"].values() for it in items]
     return out
@@ -559,7 +559,7 @@ def _round_score(key: str, pack: Any, scorer: Any) -> HeldoutScore:
     return score_heldout(pack, scorer, data)
 
 
-@pytest.mark.parametrize("key", ["second_round", "third_round"])
+@pytest.mark.parametrize("key", ["second_round", "third_round", "fourth_round"])
 def test_later_rounds(pack: Any, scorer: Any, key: str) -> None:
     # fresh sentences written after each rework (the pack was widened on them afterwards): every
     # label still fires on most of them, nothing fires on the negatives, no label where it should not
@@ -570,14 +570,14 @@ def test_later_rounds(pack: Any, scorer: Any, key: str) -> None:
     assert not [fa for fa in sc.false_alarms if not fa[1]]  # the negatives raise nothing
 
 
-def test_fourth_round_never_tuned_on(pack: Any, scorer: Any) -> None:
-    # the standing generality estimate (fourth_round was never used to edit the pack; measured
-    # R 0.79): precision holds, the negatives stay silent, recall does not fall
-    sc = _round_score("fourth_round", pack, scorer)
+def test_fifth_round_never_tuned_on(pack: Any, scorer: Any) -> None:
+    # the standing generality estimate (fifth_round was never used to edit the pack; measured
+    # R 0.97): precision holds, the negatives stay silent, recall does not fall
+    sc = _round_score("fifth_round", pack, scorer)
     tp, fp = sum(sc.tp.values()), sum(sc.fp.values())
     assert tp / (tp + fp) >= 0.95, sc.false_alarms
     assert not [fa for fa in sc.false_alarms if not fa[1]]
-    assert sum(sc.hits.values()) / sum(sc.support.values()) >= 0.78, sc.misses
+    assert sum(sc.hits.values()) / sum(sc.support.values()) >= 0.95, sc.misses
 
 
 # ---- held-out timelines: holds, dead air, missing notice, details before verification, over-talk --
