@@ -172,9 +172,6 @@ def test_metrics_port_serves_metrics_and_health_only(server):
 
 
 
-@pytest.mark.xfail(not hasattr(__import__("speechiq.pipeline.outlet", fromlist=["CallOutlet"]).CallOutlet, "requeue"),
-                   reason="needs CallOutlet.requeue (speechiq/pipeline/outlet.py) to keep the unsent events",
-                   strict=True)
 def test_a_client_that_cannot_keep_up_is_closed_1008_and_a_resume_loses_nothing(server):
     """Events go engine outlet → connection → bounded send queue. Eight finals handed to a queue of
     four at once (the writer gets no turn in between, as when the socket is stalled): finals are

@@ -137,9 +137,8 @@ class AdapterConnection:
             session = self.binding.session
             session.detach(self.sink)
             events = list({id(e): e for e in unsent if e is not None}.values())  # one per event, in order
-            requeue = getattr(session.outlet, "requeue", None)  # pipeline/outlet.py
-            if requeue is not None and events:
-                requeue(events)
+            if events:
+                session.outlet.requeue(events)
         self._schedule_close(CLOSE_POLICY_VIOLATION, "client too slow")
 
     def close(self, code: int, reason: str, message: str = "") -> None:
