@@ -18,15 +18,14 @@ import numpy as np
 
 from ..events import Alert, Evidence, Transcript
 from ..rules import schema as S
-from ..rules.compiler import CompiledPack, CompiledRule, Ev, Utt, eval_call, eval_state, eval_utt, starts_clock
+from ..rules.compiler import CompiledPack, CompiledRule, Ev, Utt, eval_call, eval_state, eval_utt
 from ..rules.matchers import TextView
 from ..rules.normalize import has_cjk
+from .clocks import Clocks
+from .inflight import OPEN_SPEECH_HOLD_S, PENDING_TTL_S, InFlight
 
 log = logging.getLogger(__name__)
 
-PENDING_TTL_S = 5.0  # an unfinished utterance older than this no longer holds a deadline back
-OPEN_SPEECH_HOLD_S = 2.0  # open speech not re-reported for this long no longer holds a deadline back
-_TOL = 0.05  # open-speech reports of one utterance may differ in their start by rounding
 EVENT_KINDS = {"process.long_hold": "hold", "process.transfer": "transfer", "issue.repeat_contact": "repeat_contact",
                "process.escalation": "escalation", "escalation.supervisor_request": "supervisor_request",
                "process.long_silence": "silence", "process.overtalk": "overtalk"}
@@ -36,15 +35,6 @@ EVENT_KINDS = {"process.long_hold": "hold", "process.transfer": "transfer", "iss
 class _Open:
     alert: Alert
     prev_fire: float | None  # cooldown mark before this alert (restored on retraction)
-
-
-@dataclass
-class _Timer:
-    armed_at: float
-    due: float
-    source: Utt | None = None  # the utterance that started the clock (or whose alert did)
-    done: bool = False
-    event: bool = False  # started by a call event (DTMF, metadata edge, another rule's alert)
 
 
 @dataclass
@@ -90,13 +80,9 @@ class CallAnalytics:
         self._last_fire: dict[int, float] = {}
         self._state_truth: dict[int, bool] = {}
         self._deferred: set[int] = set()  # state rules whose false -> true edge fell in their cooldown
-        self._speaking: dict[int, tuple[str, float, float]] = {}  # channel -> open speech (role, start, until)
         self._confirmed: list[tuple[Alert, Utt | None]] = []  # confirmed alerts not yet offered to deadlines
         self._state_n: Counter[int] = Counter()
-        self._timers: dict[int, list[_Timer]] = {}
-        self._pending: dict[str, tuple[str, float, float]] = {}  # partial utterance -> (role, start, seen)
-        self._activity: list[tuple[str, int, float, float]] = []  # VAD speech not yet covered by a final
-        self._asr_pending: dict[str, tuple[str, float]] = {}  # utterance sent to ASR -> (role, speech start)
+        self._inflight = InFlight()
         self._sent: dict[str, float] = {}
         self._finishing = False
         self._failed: set[int] = set()
@@ -106,17 +92,8 @@ class CallAnalytics:
         # clock ticks and VAD activity only move talk metrics: re-check just the rules that read them
         self._timed_idx = [i for i in self._state_idx
                            if any(isinstance(c, S.Metric) for c in S.walk(pack.rules[i].rule.when))]
-        self._deadline_idx = [i for i, cr in enumerate(pack.rules) if cr.kind == "deadline"]
-        # deadlines started by a call event, by event kind
-        self._event_idx: dict[type, list[int]] = {S.Dtmf: [], S.Metadata: [], S.AlertOf: []}
-        self._meta_truth: dict[int, bool] = {}
-        for i in self._deadline_idx:
-            dl = pack.rules[i].deadline
-            if dl is not None and dl.start is None:
-                self._timers[i] = [_Timer(0.0, dl.within)]
-            elif dl is not None and dl.event_start:
-                self._event_idx[type(dl.start)].append(i)
-        self._metadata_edges()  # metadata already true at the call start starts a clock at 0
+        self._clocks = Clocks(pack)
+        self._clocks.on_metadata(self, 0.0, self._guard)  # metadata true at the call start: a clock at 0
         if pack.has_semantic and semantic is None:
             log.warning("call %s: pack %s has semantic rules but no semantic model: they are skipped",
                         call_id, pack.version)
@@ -187,10 +164,9 @@ class CallAnalytics:
         if t.role == "agent":
             self._first_agent = t.start if self._first_agent is None else min(self._first_agent, t.start)
         if not t.is_final:
-            self._pending[t.utterance_id] = (t.role, t.start, self.now)
+            self._inflight.partial(t.utterance_id, t.role, t.start, self.now)
             return self._settle(self._utterance_rules(u))
-        self._pending.pop(t.utterance_id, None)
-        self._activity = [a for a in self._activity if not (a[1] == t.channel and a[2] < t.end and a[3] > t.start)]
+        self._inflight.final(t.utterance_id, t.channel, t.start, t.end)
         score = self.sentiment(u)
         self._sent[u.id] = score
         self._feed_metrics(u, score)
@@ -205,7 +181,7 @@ class CallAnalytics:
         self.finals.append(u)
         self._by_role.setdefault(u.role, []).append(u)
         self._last_lang = lang
-        self._deadline_progress(u, hits)
+        self._clocks.on_final(u, hits)
         alerts += self._deadlines()
         alerts += self._state_rules(u)
         return self._settle(alerts)
@@ -220,13 +196,8 @@ class CallAnalytics:
             log.exception("call %s: talk metrics rejected activity", self.call_id)
         if role == "agent":
             self._first_agent = start if self._first_agent is None else min(self._first_agent, start)
-        op = self._speaking.get(channel)
-        if op is not None and end > op[1]:
-            del self._speaking[channel]
-        if not any(u.channel == channel and u.start < end and u.end > start for u in self.finals[-8:]):
-            horizon = self.now - 2 * PENDING_TTL_S
-            self._activity = [a for a in self._activity if a[3] >= horizon]
-            self._activity.append((role, channel, start, end))
+        covered = any(u.channel == channel and u.start < end and u.end > start for u in self.finals[-8:])
+        self._inflight.closed(role, channel, start, end, self.now, covered)
         return self._settle(self._deadlines() + self._state_rules(None, timed_only=True))
 
     def on_speech(self, role: str, channel: int, start: float, until: float) -> list[Alert]:
@@ -245,22 +216,18 @@ class CallAnalytics:
             log.exception("call %s: talk metrics rejected open speech", self.call_id)
         if role == "agent":
             self._first_agent = start if self._first_agent is None else min(self._first_agent, start)
-        op = self._speaking.get(channel)
-        same = op is not None and op[0] == role and start <= op[2] + _TOL
-        self._speaking[channel] = (role, min(start, op[1]) if same and op else start,
-                                   max(until, op[2]) if same and op else until)
-        if same:
-            return []
+        if not self._inflight.speech(role, channel, start, until):
+            return []  # the same utterance, heard further: nothing new to check
         return self._settle(self._deadlines() + self._state_rules(None, timed_only=True))
 
     def hold(self, key: str, role: str, start: float) -> None:
         """An utterance went to the recogniser: deadlines due after its start wait for its result
         (exactly, whatever the replay speed — a TTL in media time would not hold at 50×)."""
-        self._asr_pending[key] = (role, start)
+        self._inflight.hold(key, role, start)
 
     def release(self, key: str) -> list[Alert]:
         """Its result is in (a final, or nothing: rejected, empty or failed)."""
-        if self._asr_pending.pop(key, None) is None:
+        if not self._inflight.release(key):
             return []
         return self._settle(self._deadlines())
 
@@ -269,10 +236,7 @@ class CallAnalytics:
         starts a clock at that time."""
         self.now = max(self.now, media_time)
         self.dtmf += str(digit).upper()
-        for i in self._event_idx[S.Dtmf]:
-            dl = self.pack.rules[i].deadline
-            if dl is not None and starts_clock(self.pack.rules[i].id, dl, "dtmf", self):
-                self._arm(i, media_time, dl.within, None)
+        self._clocks.on_dtmf(self, media_time)
         return self._settle(self._state_rules(None) + self._deadlines())
 
     def on_metadata(self, metadata: Mapping[str, Any], language: str | None = None,
@@ -284,7 +248,7 @@ class CallAnalytics:
         self.metadata.update(metadata)
         if language in S.LANGUAGES:
             self._declared = language
-        self._metadata_edges()
+        self._clocks.on_metadata(self, self.now, self._guard)
         return self._settle(self._state_rules(None) + self._deadlines())
 
     def advance(self, media_time: float) -> list[Alert]:
@@ -417,90 +381,36 @@ class CallAnalytics:
             self._last_fire[i] = t
         return out
 
-    def _deadline_progress(self, u: Utt, hits: dict[int, bool]) -> None:
-        for i in self._deadline_idx:
-            cr = self.pack.rules[i]
-            dl = cr.deadline
-            if dl is None:
-                continue
-            timers = self._timers.setdefault(i, [])
-            if hits.get(id(dl.say)):
-                for tm in timers:
-                    if tm.done or u.start > tm.due:
-                        continue
-                    if tm.event:  # said after the event (not by the utterance whose alert started it)
-                        ok = u is not tm.source and u.end > tm.armed_at
-                    else:
-                        ok = tm.source is None or u.start >= tm.source.start
-                    tm.done = tm.done or ok
-            if dl.start is not None and hits.get(id(dl.start)) and not any(not tm.done for tm in timers):
-                timers.append(_Timer(u.end, u.end + dl.within, u))
-
-    def _arm(self, i: int, at: float, within: float, source: Utt | None) -> None:
-        """A clock of deadline rule ``i`` started by a call event at media time ``at``."""
-        self._timers.setdefault(i, []).append(_Timer(at, at + within, source, event=True))
-
-    def _metadata_edges(self) -> None:
-        for i in self._event_idx[S.Metadata]:
-            cr = self.pack.rules[i]
-            if cr.deadline is None:
-                continue
-            now = bool(self._guard(i, lambda cr=cr: starts_clock(cr.id, cr.deadline, "metadata", self)))
-            if now and not self._meta_truth.get(i, False):
-                self._arm(i, self.now, cr.deadline.within, None)
-            self._meta_truth[i] = now
-
     def _settle(self, alerts: list[Alert]) -> list[Alert]:
         """Start the clocks of deadlines ``from: {alert: …}`` for the confirmed alerts just made
         (at each alert's media time), then fire what became due — until nothing new is confirmed."""
-        while self._confirmed and self._event_idx[S.AlertOf] and self.call_end is None:
+        while self._confirmed and self._clocks.alert_started and self.call_end is None:
             batch, self._confirmed = self._confirmed, []
-            armed = False
-            for alert, trig in batch:
-                for i in self._event_idx[S.AlertOf]:
-                    cr = self.pack.rules[i]
-                    if cr.deadline is not None and starts_clock(cr.id, cr.deadline, "alert", self, alert):
-                        self._arm(i, alert.media_time, cr.deadline.within, trig)
-                        armed = True
-            if armed:
+            if any([self._clocks.on_alert(self, alert, trig) for alert, trig in batch]):
                 alerts = alerts + self._deadlines()
         self._confirmed.clear()
         return alerts
 
-    def _held_back(self, role: str, due: float) -> bool:
-        if self._finishing:
-            return False
-        if any((role == "any" or r == role) and s <= due for r, s in self._asr_pending.values()):
-            return True
-        if any((role == "any" or r == role) and s <= due and until >= self.now - OPEN_SPEECH_HOLD_S
-               for r, s, until in self._speaking.values()):
-            return True
-        horizon = self.now - PENDING_TTL_S
-        if any((role == "any" or r == role) and s <= due and seen >= horizon for r, s, seen in self._pending.values()):
-            return True
-        return any((role == "any" or r == role) and s <= due and e >= horizon for r, _, s, e in self._activity)
-
     def _deadlines(self) -> list[Alert]:
         out: list[Alert] = []
-        for i, timers in self._timers.items():
+        for i, tm in list(self._clocks.running()):
             cr = self.pack.rules[i]
-            for tm in timers:
-                if tm.done or self.now < tm.due or (self.call_end is not None and tm.due > self.call_end):
-                    continue
-                assert cr.deadline is not None
-                if self._held_back(cr.deadline.role, tm.due):
-                    continue
-                tm.done = True
-                if not self._lang_ok(cr):
-                    continue
-                ev: list[Ev] | None = [(tm.source, ())] if tm.source is not None else []
-                for c in cr.rest:
-                    r = self._guard(i, lambda c=c: eval_state(c, self))
-                    ev = None if r is None or ev is None else ev + r
-                if ev is not None and self._cooldown_ok(i, tm.due):
-                    out.append(self._make(i, cr, "confirmed", f"{self.call_id}:{cr.id}:deadline@{tm.due:.3f}",
-                                          tm.due, None, ev, "deadline", at=tm.due))
-                    self._last_fire[i] = tm.due
+            if self.now < tm.due or (self.call_end is not None and tm.due > self.call_end):
+                continue
+            assert cr.deadline is not None
+            if not self._finishing and self._inflight.holds(cr.deadline.role, tm.due, self.now):
+                continue
+            tm.done = True
+            if not self._lang_ok(cr):
+                continue
+            ev: list[Ev] | None = [(tm.source, ())] if tm.source is not None else []
+            for c in cr.rest:
+                r = self._guard(i, lambda c=c: eval_state(c, self))
+                ev = None if r is None or ev is None else ev + r
+            if ev is not None and self._cooldown_ok(i, tm.due):
+                out.append(self._make(i, cr, "confirmed", f"{self.call_id}:{cr.id}:deadline@{tm.due:.3f}",
+                                      tm.due, None, ev, "deadline", at=tm.due))
+                self._last_fire[i] = tm.due
         return out
 
     # ---- alerts ----------------------------------------------------------------------------
