@@ -66,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args, **{"server.host": args.host, "server.port": args.port,
                                   "server.api_keys": args.api_key, "server.audiosocket_port":
-                                  args.audiosocket_port})
+                                  args.audiosocket_port, "server.metrics_port": args.metrics_port})
     engine = _engine(settings)
 
     def ready(srv: Any) -> None:
@@ -75,6 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"/healthz, model {engine.model_info.name})", flush=True)
         if srv.audiosocket_port is not None:
             print(f"AudioSocket (TCP) on {s.host}:{srv.audiosocket_port}", flush=True)
+        if srv.metrics_port is not None:
+            print(f"metrics on http://{s.host}:{srv.metrics_port}/metrics", flush=True)
 
     asyncio.run(run_server(engine, ready))
     return 0
@@ -212,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int)
     s.add_argument("--api-key", action="append", help="accepted API key (repeatable)")
     s.add_argument("--audiosocket-port", type=int, help="TCP port for Asterisk AudioSocket")
+    s.add_argument("--metrics-port", type=int, help="also serve /metrics and /healthz (no auth) on this port")
     s.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="start the engine and stream a bundled sample call through it")

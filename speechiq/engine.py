@@ -222,7 +222,7 @@ class Engine:
         """Re-attach a call: the timeline continues, and the events emitted while no connection
         was attached reach the new one right after its ``started``. A connection that is still
         attached (its drop not yet noticed) is superseded: it gets no more events and its next
-        frame is refused with close code 4009."""
+        connection is closed with code 4009 (``superseded``) at once."""
         legs = self._bindings.setdefault(session.call_id, [])
         primary = [b for b in legs if not b.joined]
         if len(start.channels) != len(session.start.channels):
@@ -232,6 +232,9 @@ class Engine:
             old.superseded = True
             session.detach(old.sink)
             legs.remove(old)
+            close = getattr(old.sink, "close", None)  # a connection's sink: close it now, not on its next frame
+            if close is not None:
+                close(CLOSE_SUPERSEDED, "superseded", "another connection resumed this call")
         if primary:
             log.info("call %s: resumed while still attached; the old connection is superseded", session.call_id)
         handle = self._grace.pop(session.call_id, None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +14,10 @@ from typing import Any
 import pytest
 
 DATA = Path(__file__).parent / "data"
+# The store is on by default (sqlite:///speechiq.db in the working directory): the suite keeps it on
+# (the production path) but writes to a temporary directory, never into the checkout.
+STORE_DIR = tempfile.mkdtemp(prefix="speechiq-test-store-")
+os.environ.setdefault("SPEECHIQ_STORE__URL", f"sqlite:///{STORE_DIR}/cli.db")  # cli.main() reads os.environ
 
 
 def load_truth(name: str) -> dict[str, Any]:
@@ -24,7 +30,8 @@ class ServerThread:
     def __init__(self, overrides: dict[str, Any] | None = None) -> None:
         from speechiq.settings import load_settings
 
-        base = {"server.port": 0, "server.resume_grace_s": 2.0, "asr.model": "tiny.en"}
+        base = {"server.port": 0, "server.resume_grace_s": 2.0, "asr.model": "tiny.en",
+                "store.url": f"sqlite:///{STORE_DIR}/suite.db"}
         base.update(overrides or {})
         self.settings = load_settings(None, base, environ={})
         self.loop = asyncio.new_event_loop()
