@@ -3,7 +3,8 @@ media time, or not at all — through the real compiler and the real CallAnalyti
 
 A timeline is played as the live session plays it: the clock ticks every 0.25 s of media time;
 while a turn is open it is reported (``on_speech``); when it closes its VAD interval and then its
-final arrive. Clocks start at the call start, on DTMF entries or on another rule's confirmed alert.
+final arrive. Clocks start at the call start, on DTMF entries, on metadata edges or on another
+rule's confirmed alert.
 """
 
 from __future__ import annotations
@@ -65,17 +66,22 @@ def timelines(draw: st.DrawFn) -> list[Turn]:
     return turns
 
 
-def play(ca: CallAnalytics, turns: list[Turn], until: float, dtmf: tuple[float, ...] = ()
-         ) -> list[tuple[float, Alert]]:
-    """(tick, alert) for every alert, the timeline played as the session plays it."""
+def play(ca: CallAnalytics, turns: list[Turn], until: float, dtmf: tuple[float, ...] = (),
+         metadata: tuple[tuple[float, dict[str, str]], ...] = ()) -> list[tuple[float, Alert]]:
+    """(tick, alert) for every alert, the timeline played as the session plays it (DTMF digits
+    and metadata updates at their tick, before that tick's turns)."""
     todo = sorted(turns, key=lambda t: (t.end, t.role))
     keys = sorted(dtmf)
+    meta = sorted(metadata, key=lambda m: m[0])
     out: list[tuple[float, Alert]] = []
     k = 0
     while k * STEP <= until:
         now = k * STEP
         while keys and keys[0] <= now:
             out += [(now, a) for a in ca.on_dtmf("0", keys.pop(0))]
+        while meta and meta[0][0] <= now:
+            at, update = meta.pop(0)
+            out += [(now, a) for a in ca.on_metadata(update, media_time=at)]
         for t in todo:
             if t.start <= now < t.end:
                 out += [(now, a) for a in ca.on_speech(t.role, 0 if t.role == "agent" else 1, t.start, now)]
@@ -142,3 +148,25 @@ def test_deadline_from_another_rules_alert(turns, within, extra):
     assert sorted(a.media_time for _, a in alerts if a.rule_id == "transfer") == sorted(
         a.end for a in agent if a.transfer)
     check(alerts, "greet", due)
+
+
+
+@PROPS
+@given(timelines(), st.lists(st.tuples(st.integers(1, 200), st.booleans()), max_size=6),
+       st.booleans(), st.sampled_from([2.5, 5.0, 10.0]), st.integers(0, 80))
+def test_metadata_deadline_each_false_to_true_edge_its_own_clock(turns, updates, vip_at_start, within, extra):
+    changes = sorted({k * STEP: vip for k, vip in updates}.items())
+    until = max([t.end for t in turns] + [c for c, _ in changes] + [0.0]) + STEP * extra
+    ca = CallAnalytics("d", compile_pack(S.Pack(rules=(rule("greet_vip", S.Deadline(
+        phrase(SAY), within, S.Metadata("queue", equals="vip"), "agent")),), version="props")),
+        language="en", metadata={"queue": "vip" if vip_at_start else "billing"}, sentiment=None)
+    edges, state = ([0.0] if vip_at_start else []), vip_at_start
+    for at, vip in changes:
+        if vip and not state:
+            edges.append(at)
+        state = vip
+    due = [d + within for d in edges
+           if d + within <= until
+           and not any(t.role == "agent" and t.says and t.end > d and t.start <= d + within for t in turns)]
+    meta = tuple((at, {"queue": "vip" if vip else "billing"}) for at, vip in changes)
+    check(play(ca, turns, until, metadata=meta), "greet_vip", due)
