@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -158,21 +159,53 @@ def cmd_replay(args: argparse.Namespace) -> int:
                   f"{ev['alerts']} alerts", flush=True)
 
     if args.protocol != "speechiq":
-        from .replay.platform_client import replay_platform
-
-        res = asyncio.run(replay_platform(args.url, wav, protocol=args.protocol, speed=speed,
-                                          call_id=args.call_id, api_key=args.api_key,
-                                          secret=args.client_secret))
-        print(f"-- sent {res.sent[-1][0] if res.sent else 0:.1f} s as {args.protocol}; "
-              f"closed {res.close_code} {res.close_reason}")
-        return 0 if res.close_code in (1000, None) else 1
-    res = asyncio.run(replay(args.url, wav, speed=speed, encoding=args.encoding, call_id=args.call_id,
+        return _replay_platform(args, wav, speed, on_event)
+    res = asyncio.run(replay(args.url or _default_url("speechiq"), wav, speed=speed, encoding=args.encoding,
+                             call_id=args.call_id,
                              roles=_roles(args.roles), language=args.language, api_key=args.api_key,
                              on_event=on_event, partials=True))
     if res.close_code not in (1000, None):
         print(f"connection closed {res.close_code} {res.close_reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _default_url(protocol: str) -> str:
+    if protocol == "audiosocket":
+        return "tcp://127.0.0.1:9092"
+    return f"ws://127.0.0.1:8765/v1/{'calls' if protocol == 'speechiq' else protocol}"
+
+
+def _replay_platform(args: argparse.Namespace, wav: Any, speed: float | None,
+                     on_event: Callable[[dict[str, Any]], None]) -> int:
+    """Play ``wav`` as the platform would; the engine's view of the call (transcripts, alerts,
+    summary) comes from its call tap, since platform sockets carry none of it back."""
+    import uuid
+
+    from .replay.platform_client import replay_platform
+    from .replay.watch import CallWatcher, tap_url
+
+    url = args.url or _default_url(args.protocol)
+    call_id = args.call_id or str(uuid.uuid4())  # a UUID is a valid call id on every platform
+
+    async def run() -> int:
+        watcher = None
+        if args.watch:
+            try:
+                tap = tap_url(url, call_id, events_url=args.events_url, api_key=args.api_key)
+                watcher = await CallWatcher(tap, on_event).start()
+            except Exception as exc:
+                print(f"  (not watching the call: {exc})", file=sys.stderr)
+        res = await replay_platform(url, wav, protocol=args.protocol, speed=speed, call_id=call_id,
+                                    api_key=args.api_key, secret=args.client_secret)
+        sent = res.sent[-1][0] if res.sent else 0.0
+        if watcher is not None and await watcher.wait(args.wait) is None:
+            print(f"  (no summary within {args.wait:.0f} s)", file=sys.stderr)
+        print(f"-- sent {sent:.1f} s as {args.protocol} (call {call_id}); closed {res.close_code} "
+              f"{res.close_reason}", file=sys.stderr)
+        return 0 if res.close_code in (1000, None) else 1
+
+    return asyncio.run(run())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -234,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("replay", help="stream a WAV to a running engine and print events")
     r.add_argument("wav")
-    r.add_argument("--url", default="ws://127.0.0.1:8765/v1/calls")
+    r.add_argument("--url", help="the engine endpoint (default: ws://127.0.0.1:8765/v1/calls, /v1/<protocol> "
+                   "for a platform, tcp://127.0.0.1:9092 for audiosocket)")
     r.add_argument("--speed", default="1", help="1 = real time, 10, … or max")
     r.add_argument("--protocol", default="speechiq",
                    choices=["speechiq", "twilio", "telnyx", "signalwire", "audiohook", "audiosocket", "asterisk",
@@ -247,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--client-secret", help="AudioHook client secret (signs the upgrade request)")
     r.add_argument("--partials", action="store_true", help="print partial transcripts too")
     r.add_argument("--json", action="store_true")
+    r.add_argument("--watch", action=argparse.BooleanOptionalAction, default=True,
+                   help="platform protocols: print the call's events from the engine's call tap")
+    r.add_argument("--events-url", help="engine WebSocket base for the call tap (needed with audiosocket: "
+                   "ws://HOST:8765)")
+    r.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the call's summary")
     r.set_defaults(func=cmd_replay)
 
     ru = sub.add_parser("rules", help="rule pack tools")

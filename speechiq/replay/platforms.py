@@ -300,7 +300,7 @@ def headers(protocol: str, *, url: str, call_id: str | None = None, api_key: str
         "Audiohook-Organization-Id": organization_id or nil.replace("0", "1"),
         "Audiohook-Session-Id": str(_as_uuid(call_id)),
         "Audiohook-Correlation-Id": str(uuid.uuid4()),
-        "X-API-KEY": api_key or "",
+        "X-API-KEY": api_key or "speechiq-replay",  # Genesys always sends one; accepted when no keys are configured
     }
     if secret:
         created = int(time.time() if now is None else now)
