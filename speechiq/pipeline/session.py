@@ -83,10 +83,11 @@ class CallSession:
         self.analytics = engine.new_analytics(self)
 
     # ---- connections -----------------------------------------------------------------------
-    def attach(self, sink: Sink, *, resume: bool = False) -> None:
-        """``resume=True``: the events emitted while no connection was attached are delivered on
-        :meth:`replay_missed` (after the connection's ``started``), before anything new."""
-        self.outlet.attach(sink, resume=resume)
+    def attach(self, sink: Sink, *, resume: bool = False, after_seq: int | None = None) -> None:
+        """``resume=True``: the events emitted while no connection was attached (or, with
+        ``after_seq``, every numbered event after that one) are delivered on :meth:`replay_missed`
+        (after the connection's ``started``), before anything new."""
+        self.outlet.attach(sink, resume=resume, after_seq=after_seq)
 
     def replay_missed(self, sink: Sink) -> int:
         n = self.outlet.replay(sink)
