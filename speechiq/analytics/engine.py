@@ -108,7 +108,8 @@ class CallAnalytics:
 
     def view(self, u: Utt) -> TextView:
         if u.view is None:
-            u.view = self.pack.index.scan(u.text, u.lang)
+            # the regex and fuzzy leaves of the other role can never hold on it: not run
+            u.view = self.pack.index.scan(u.text, u.lang, role=u.role)
         return u.view
 
     def sentiment(self, u: Utt) -> float:
@@ -308,10 +309,10 @@ class CallAnalytics:
     def _utterance_rules(self, u: Utt) -> list[Alert]:
         out: list[Alert] = []
         opened = self._open.get(u.id, {})
-        cands = set(self.pack.candidates(self.view(u)))
-        if u.is_final:
-            cands.update(opened)
-        for i in sorted(cands):
+        cands = self.pack.candidates(self.view(u))
+        if u.is_final and opened:
+            cands = sorted(set(cands).union(opened))
+        for i in cands:
             cr = self.pack.rules[i]
             if cr.kind != "utterance" or u.lang not in cr.rule.languages:
                 continue
