@@ -117,3 +117,19 @@ def test_non_finite_open_speech_is_ignored():
     assert ca.on_speech("agent", 0, float("nan"), 3.0) == []
     assert ca.on_speech("agent", 0, 1.0, float("inf")) == []
     assert ids(ca.advance(15.0), "disclose") == [15.0]
+
+
+def test_current_overtalk_fires_while_both_still_talk():
+    over = rule("overtalk_live", S.Metric("current_overtalk", None, "gt", 2.0))
+    ca = call(over)
+    got: list[Alert] = []
+    for k in range(0, 41):  # agent talks 0-10 s, the customer cuts in at 3 s and goes on to 8 s
+        now = k * 0.25
+        if now < 10:
+            got += ca.on_speech("agent", 0, 0.0, now)
+        if 3.0 <= now < 8.0:
+            got += ca.on_speech("customer", 1, 3.0, now)
+        if now == 8.0:
+            got += ca.on_activity("customer", 1, 3.0, 8.0)
+        got += ca.advance(now)
+    assert ids(got, "overtalk_live") == [5.25]  # live: long before either turn closes

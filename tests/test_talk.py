@@ -194,3 +194,28 @@ def test_an_earlier_late_interval_does_not_close_open_speech():
 def test_open_speech_rejects_non_finite_times():
     with pytest.raises(ValueError):
         TalkMetrics().on_speech("agent", float("nan"), 1.0)
+
+
+def test_current_overtalk_is_known_while_both_parties_talk():
+    tm = TalkMetrics()
+    tm.on_speech("agent", 0.0, 3.0)
+    assert tm.current_overtalk == 0.0  # one party only
+    tm.on_speech("customer", 1.5, 3.0)
+    tm.on_speech("agent", 0.0, 4.0)
+    tm.on_speech("customer", 1.5, 4.0)
+    assert tm.current_overtalk == pytest.approx(2.5) and tm.overtalk_total == 0.0  # counted when they close
+    tm.on_activity("customer", 1.5, 4.2)
+    assert tm.current_overtalk == pytest.approx(2.5)  # the agent's open turn over the closed one
+    tm.on_activity("agent", 0.0, 6.0)
+    assert tm.current_overtalk == 0.0 and tm.longest_overtalk == pytest.approx(2.7)
+
+
+def test_current_overtalk_ignores_speech_before_the_open_turn_and_stale_reports():
+    tm = TalkMetrics()
+    tm.on_activity("customer", 0.0, 2.0)
+    tm.on_speech("agent", 2.5, 5.0)
+    assert tm.current_overtalk == 0.0
+    tm.on_speech("customer", 4.0, 5.0)
+    assert tm.current_overtalk == pytest.approx(1.0)
+    tm.advance(9.0)  # neither re-reported for 4 s: no longer going on
+    assert tm.current_overtalk == 0.0

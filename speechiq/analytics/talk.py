@@ -199,6 +199,25 @@ class TalkMetrics:
         return max(0.0, self.now - heard)
 
     @property
+    def current_overtalk(self) -> float:
+        """Longest overlap of a party's speech still going on (reported open with
+        :meth:`on_speech`) with the other party's speech, open or closed: over-talk known while
+        it lasts, before either turn closes (``overtalk_total``/``longest_overtalk`` count it
+        when the intervals arrive). 0 when no party's open speech overlaps the other's."""
+        live = {r: iv for r, iv in self._open.items() if r in PARTIES and self.now <= iv[1] + OPEN_HOLD_S}
+        best = 0.0
+        for role, (s, u) in live.items():
+            other = PARTIES[1] if role == PARTIES[0] else PARTIES[0]
+            if other in live:
+                o = live[other]
+                best = max(best, min(u, o[1]) - max(s, o[0]))
+            for y0, y1 in reversed(self._iv.get(other, ())):
+                if y1 <= s:
+                    break
+                best = max(best, min(u, y1) - max(s, y0))
+        return max(0.0, best)
+
+    @property
     def longest_silence(self) -> float:
         """Longest mutual silence so far, the one still going on (or just ended by open speech)
         included."""

@@ -28,7 +28,7 @@ LABELS = (
 OPS = ("gt", "ge", "lt", "le")
 UTTERANCE_METRICS = ("silence_before", "overtalk_at")
 STATE_METRICS = (
-    "current_silence", "longest_silence", "overtalk_total", "longest_overtalk", "interruptions",
+    "current_silence", "longest_silence", "overtalk_total", "longest_overtalk", "current_overtalk", "interruptions",
     "talk_time", "speech_rate", "agent_talk_ratio", "first_agent_speech",
 )
 ROLE_METRICS = ("interruptions", "talk_time", "speech_rate")
