@@ -242,7 +242,7 @@ class Engine:
             handle.cancel()
         if (start.sample_rate, start.encoding) != (session.sample_rate, session.encoding):
             session.retune(start)
-        session.attach(sink, resume=True)
+        session.attach(sink, resume=True, after_seq=start.last_seq)
         if self.store is not None:  # the same stored call continues: only the resume is recorded
             self.store.record(session.call_id, session.started_event(resumed=True))
         asyncio.get_running_loop().call_soon(session.replay_missed, sink)  # after the caller's started

@@ -49,6 +49,7 @@ class Transcript:
     emitted_at: float = 0.0
     sentiment: float | None = None  # [-1, 1], the configured scorer's (analytics.sentiment)
     sentiment_label: str | None = None  # negative | neutral | positive
+    seq: int = 0  # the call outlet's event number (docs/protocol.md: resume with last_seq); 0 = not numbered
     type: str = "transcript"
 
 
@@ -85,6 +86,7 @@ class Alert:
     evidence: tuple[Evidence, ...] = ()
     metadata: Mapping[str, Any] = field(default_factory=dict)
     emitted_at: float = 0.0
+    seq: int = 0  # the call outlet's event number (docs/protocol.md: resume with last_seq); 0 = not numbered
     type: str = "alert"
 
 
@@ -95,6 +97,7 @@ class Notice:
     code: str
     message: str
     media_time: float | None = None
+    seq: int = 0  # the call outlet's event number (docs/protocol.md: resume with last_seq); 0 = not numbered
     type: str = "notice"
 
 
@@ -102,6 +105,7 @@ class Notice:
 class ErrorEvent:
     code: str
     message: str
+    seq: int = 0  # as on the other events
     type: str = "error"
 
 
@@ -117,6 +121,7 @@ class Summary:
     analytics: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     reason: str = "normal"
+    seq: int = 0  # the call outlet's event number (docs/protocol.md: resume with last_seq); 0 = not numbered
     type: str = "summary"
 
 

@@ -55,6 +55,7 @@ class CallStart:
     prompt: str = ""
     metadata: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     resume_token: str | None = None  # set when the client asks to resume a dropped call
+    last_seq: int | None = None  # on resume: the highest event ``seq`` the client processed
     interleaved: bool = True  # False: audio arrives per channel (AudioChunk.channel set)
 
     def __post_init__(self) -> None:

@@ -111,3 +111,68 @@ def test_requeue_respects_the_backlog_bound():
     out.attach(back.append, resume=True)
     out.replay(back.append)
     assert [e.i for e in back] == [1, 2, 3]  # the oldest went first
+
+
+# ---- numbered events and resume with last_seq ------------------------------------------------------
+def _tr(i: int, final: bool = True):
+    from speechiq.events import Transcript
+
+    return Transcript(call_id="c", channel=0, role="agent", utterance_id=f"0-{i}", is_final=final,
+                      start=float(i), end=i + 0.5, text=f"t{i}")
+
+
+def test_kept_events_are_numbered_partials_are_not():
+    out, tap = make()
+    got: list = []
+    out.attach(got.append)
+    out.emit(_tr(0, final=False))
+    out.emit(_tr(0))
+    out.emit(_tr(1, final=False))
+    out.emit(_tr(1))
+    assert [e.seq for e in got] == [0, 1, 0, 2]
+    assert [e.seq for e in tap] == [0, 1, 0, 2]  # the tap and the store see the same numbers
+
+
+def test_resume_after_last_seq_redelivers_what_was_in_flight_and_nothing_twice():
+    out, _ = make()
+    first: list = []
+    out.attach(first.append)
+    for i in range(5):
+        out.emit(_tr(i))
+    # the client processed up to seq 3; 4 and 5 were written to a socket that died unread
+    out.detach(first.append)
+    out.emit(_tr(5))  # while no connection is attached
+    second: list = []
+    out.attach(second.append, resume=True, after_seq=3)
+    out.emit(_tr(6))  # between the resume and its replay: queued behind the missed ones
+    assert second == []
+    assert out.replay(second.append) == 4
+    out.emit(_tr(7))
+    assert [e.seq for e in second] == [4, 5, 6, 7, 8]
+    assert [e.text for e in second] == ["t3", "t4", "t5", "t6", "t7"]
+
+
+def test_resume_after_seq_counts_what_is_no_longer_kept():
+    out = CallOutlet("c", lambda cid, ev: None, limit=3, recent_limit=3)
+    s: list = []
+    out.attach(s.append)
+    for i in range(10):
+        out.emit(_tr(i))
+    back: list = []
+    out.attach(back.append, resume=True, after_seq=2)
+    out.replay(back.append)
+    assert [e.seq for e in back] == [8, 9, 10]
+    assert out.backlog_dropped == 5  # 3..7 were past both bounds
+
+
+def test_resume_without_last_seq_keeps_the_backlog_behaviour():
+    out, _ = make()
+    s: list = []
+    out.attach(s.append)
+    out.emit(_tr(0))
+    out.detach(s.append)
+    out.emit(_tr(1))
+    back: list = []
+    out.attach(back.append, resume=True)
+    out.replay(back.append)
+    assert [e.seq for e in back] == [2]

@@ -147,11 +147,14 @@ class NativeAdapter(Adapter):
         token = msg.get("resume_token")
         if token is not None and not isinstance(token, str):
             raise _err("invalid_start", "resume_token must be a string")
+        last_seq = msg.get("last_seq")
+        if last_seq is not None and (isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0):
+            raise _err("invalid_start", "last_seq must be a non-negative integer (the highest seq received)")
         self.partials = bool(msg.get("partials", True))
         self.start = CallStart(
             call_id=call_id, encoding=encoding, sample_rate=rate, channels=tuple(channels),
             language=language, platform=self.platform, hotwords=tuple(hotwords[:100]), prompt=prompt[:1000],
-            metadata=metadata, resume_token=token,
+            metadata=metadata, resume_token=token, last_seq=last_seq if token is not None else None,
         )
         self._frame_bytes = encoding.sample_width * len(channels)
         return self.start

@@ -165,7 +165,8 @@ def _transcript_dict(t: Transcript) -> dict[str, Any]:
                   for w in t.words],
         "language": _text(t.language), "avg_logprob": _ms(t.avg_logprob), "no_speech_prob": _ms(t.no_speech_prob),
         "emitted_at": _ms(t.emitted_at), "sentiment": _ms(t.sentiment),
-        "sentiment_label": None if t.sentiment_label is None else _text(t.sentiment_label), "type": t.type,
+        "sentiment_label": None if t.sentiment_label is None else _text(t.sentiment_label), "seq": t.seq,
+        "type": t.type,
     }
 
 
@@ -181,7 +182,7 @@ def _alert_dict(a: Alert) -> dict[str, Any]:
         "severity": _text(a.severity), "state": _text(a.state), "media_time": _ms(a.media_time),
         "start": _ms(a.start), "end": _ms(a.end), "role": _text(a.role), "text": _text(a.text),
         "description": _text(a.description), "evidence": evidence, "metadata": clean(to_dict(dict(a.metadata))),
-        "emitted_at": _ms(a.emitted_at), "type": a.type,
+        "emitted_at": _ms(a.emitted_at), "seq": a.seq, "type": a.type,
     }
 
 
