@@ -8,6 +8,7 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -80,7 +81,9 @@ class ServerProcess:
     """
 
     def __init__(self, env: dict[str, str] | None = None, args: Sequence[str] = ()) -> None:
-        self.env = {**os.environ, **(env or {})}
+        # the store stays on (the production path) but writes to a temporary file, not the checkout
+        store = f"sqlite:///{tempfile.mkdtemp(prefix='speechiq-bench-')}/store.db"
+        self.env = {**os.environ, "SPEECHIQ_STORE__URL": store, **(env or {})}
         self.args = list(args)
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
