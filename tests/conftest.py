@@ -79,6 +79,34 @@ class ServerThread:
         self.thread.join(30)
 
 
+def engine_finals(events: list[Any], call_id: str | None = None) -> list[tuple[str, float, float, str]]:
+    """(role, start, end, text) of the final transcripts among engine events, sorted."""
+    out = [e for e in events if getattr(e, "type", "") == "transcript" and e.is_final
+           and (call_id is None or e.call_id == call_id)]
+    return sorted((e.role, round(e.start, 2), round(e.end, 2), e.text) for e in out)
+
+
+def run_watched(st: ServerThread, coro_factory: Any, calls: int = 1) -> tuple[Any, list[Any]]:
+    """Run a client coroutine on ``st``'s loop; collect every engine event (from the call tap)
+    until ``calls`` summaries arrived. Returns (the coroutine's result, the events)."""
+
+    async def go() -> tuple[Any, list[Any]]:
+        sub = st.engine.tap.subscribe("*")
+        try:
+            result = await coro_factory()
+            events, summaries = [], 0
+            async with asyncio.timeout(120):
+                while summaries < calls:
+                    ev = await sub.get()
+                    events.append(ev)
+                    summaries += getattr(ev, "type", "") == "summary"
+            return result, events
+        finally:
+            st.engine.tap.unsubscribe(sub)
+
+    return st.call(go(), timeout=180)
+
+
 @pytest.fixture(scope="session")
 def server() -> Iterator[ServerThread]:
     st = ServerThread().start()

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 
 import pytest
+from conftest import engine_finals, run_watched
 
 from speechiq.audio.wavio import WavAudio
 from speechiq.ingest import Encoding
@@ -34,32 +35,6 @@ def mono(wav: WavAudio, channel: int) -> WavAudio:
                     encoding_hint=Encoding.PCM16)
 
 
-def finals_of(events, call_id=None):
-    out = [e for e in events if getattr(e, "type", "") == "transcript" and e.is_final
-           and (call_id is None or e.call_id == call_id)]
-    return sorted((e.role, round(e.start, 2), round(e.end, 2), e.text) for e in out)
-
-
-def run_watched(st, coro_factory, calls: int = 1):
-    """Run a client coroutine; collect every engine event until ``calls`` summaries arrived."""
-
-    async def go():
-        sub = st.engine.tap.subscribe("*")
-        try:
-            result = await coro_factory()
-            events, summaries = [], 0
-            async with asyncio.timeout(120):
-                while summaries < calls:
-                    ev = await sub.get()
-                    events.append(ev)
-                    summaries += getattr(ev, "type", "") == "summary"
-            return result, events
-        finally:
-            st.engine.tap.unsubscribe(sub)
-
-    return st.call(go(), timeout=180)
-
-
 def reference(st, wav, roles):
     res = st.call(replay(st.url(), wav, speed=None, encoding="pcm16", roles=roles, language="en",
                          partials=False), timeout=180)
@@ -77,7 +52,7 @@ def test_stereo_platforms_match_our_protocol(platform_server, upgrade_call, prot
     res, events = run_watched(st, lambda: replay_platform(
         st.url(f"/v1/{protocol}"), pcm, protocol=protocol, speed=None, call_id=call_id, api_key="test-key"))
     assert res.close_code in (1000, None), (res.close_code, res.close_reason)
-    got = finals_of(events)
+    got = engine_finals(events)
     assert got == ref, f"{protocol}: transcripts differ from our protocol"
 
 
@@ -90,7 +65,7 @@ def test_mono_platforms_match_our_protocol(platform_server, upgrade_call, protoc
     res, events = run_watched(st, lambda: replay_platform(
         st.url(f"/v1/{protocol}"), agent, protocol=protocol, speed=None, call_id=f"mono-{protocol}"))
     assert res.close_code in (1000, None)
-    got = finals_of(events)
+    got = engine_finals(events)
     assert [g[1:] for g in got] == [r[1:] for r in ref]  # same times and text (role naming is per platform)
 
 
@@ -111,7 +86,7 @@ def test_audiosocket_two_legs_join_into_one_call(platform_server, upgrade_call):
     _, events = run_watched(st, both, calls=1)
     call_ids = {e.call_id for e in events if getattr(e, "type", "") == "transcript"}
     assert len(call_ids) == 1, call_ids  # one call, two channels
-    got = finals_of(events)
+    got = engine_finals(events)
     assert [(g[0], g[3]) for g in got] == [(r[0], r[3]) for r in ref]
     # the second leg's clock starts when it connects (a few ms after the first)
     assert all(abs(g[1] - r[1]) < 0.1 and abs(g[2] - r[2]) < 0.1 for g, r in zip(got, ref, strict=True))

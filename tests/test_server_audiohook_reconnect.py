@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 import pytest
+from conftest import engine_finals, run_watched
 from websockets.asyncio.client import connect
 
 from speechiq.audio.wavio import WavAudio
@@ -95,29 +96,6 @@ class Session:
             await self.wait_for(ws, "closed")
 
 
-def finals_of(events: list[Any]) -> list[tuple[str, float, float, str]]:
-    return sorted((e.role, round(e.start, 2), round(e.end, 2), e.text) for e in events
-                  if getattr(e, "type", "") == "transcript" and e.is_final)
-
-
-def watch(st: Any, coro_factory: Any, calls: int = 1) -> list[Any]:
-    async def go() -> list[Any]:
-        sub = st.engine.tap.subscribe("*")
-        try:
-            await coro_factory()
-            events, summaries = [], 0
-            async with asyncio.timeout(120):
-                while summaries < calls:
-                    ev = await sub.get()
-                    events.append(ev)
-                    summaries += getattr(ev, "type", "") == "summary"
-            return events
-        finally:
-            st.engine.tap.unsubscribe(sub)
-
-    return st.call(go(), timeout=180)
-
-
 def counter(st: Any, kind: str) -> float:
     return st.engine.metrics.adapter_events.labels("audiohook", kind)._value.get()
 
@@ -126,9 +104,9 @@ def counter(st: Any, kind: str) -> float:
 def reference(server, upgrade_call):
     wav, _ = upgrade_call
     pcm = WavAudio(sample_rate=wav.sample_rate, samples=wav.samples, encoding_hint=Encoding.PCM16)
-    events = watch(server, lambda: replay_platform(server.url("/v1/audiohook"), pcm, protocol="audiohook",
+    _, events = run_watched(server, lambda: replay_platform(server.url("/v1/audiohook"), pcm, protocol="audiohook",
                                                    speed=None, call_id=str(uuid.uuid4()), api_key="test-key"))
-    return finals_of(events)
+    return engine_finals(events)
 
 
 @pytest.mark.parametrize(("end", "shift_s", "kind"), [
@@ -149,10 +127,10 @@ def test_reconnect_position_keeps_the_media_timeline(server, upgrade_call, refer
         await Session(server.url("/v1/audiohook"), second).run(wav.samples[resume_at:], position=resume_at / RATE,
                                                                 continued=first, end="end")
 
-    events = watch(server, both)
+    _, events = run_watched(server, both)
     assert {e.call_id for e in events if getattr(e, "type", "") == "transcript"} == {first}  # one call
     assert counter(server, kind) == before + 1
-    got = finals_of(events)
+    got = engine_finals(events)
     # overlap dropped: exactly the reference, nothing twice; gap: the lost 0.4 s held no speech,
     # so every utterance is the reference's, at its time
     expected = reference if shift_s < 0 else [r for r in reference if r[2] <= SPLIT_S or r[1] >= SPLIT_S + shift_s]
