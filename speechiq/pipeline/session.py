@@ -208,11 +208,11 @@ class CallSession:
         start = self._open_speech.get(ch.index)
         opened = start is None
         if start is None:
-            prog = ch.endpointer.in_progress()
-            if prog is None:
+            opened_at = ch.endpointer.open_start
+            if opened_at is None:
                 return
-            # in_progress starts at the padded audio; the speech itself starts pad_ms later
-            start = min(prog[0] + self.engine.settings.vad.pad_ms / 1000, media_time(ch))
+            # the open utterance starts at the padded audio; the speech itself starts pad_ms later
+            start = min(opened_at + self.engine.settings.vad.pad_ms / 1000, media_time(ch))
             self._open_speech[ch.index] = start
         if opened or tick:
             self._emit_alerts(self.analytics.on_speech(ch.role, ch.index, start, media_time(ch)))

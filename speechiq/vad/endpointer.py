@@ -188,6 +188,11 @@ class Endpointer:
         self.detector.reset()
         return out
 
+    @property
+    def open_start(self) -> float | None:
+        """Start time of the open utterance's audio (as :meth:`in_progress`, without the copy)."""
+        return self._t(self._open.base) if self._open is not None else None
+
     def in_progress(self) -> tuple[float, np.ndarray] | None:
         """(start time, audio so far) of the open utterance, or None."""
         if self._open is None:
