@@ -27,8 +27,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from websockets.asyncio.client import connect
-
 from speechiq.adapters.base import Adapter
 from speechiq.adapters.registry import ROUTES, audiosocket_factory
 from speechiq.audio.codecs import decode
@@ -37,6 +35,7 @@ from speechiq.ingest import AudioChunk, CallStart
 from speechiq.replay.client import replay
 from speechiq.replay.platform_client import replay_platform
 from speechiq.replay.platforms import WaitFor, messages
+from speechiq.replay.watch import CallWatcher
 
 from .capacity import P95_BOUND, load_calls
 from .common import ServerProcess, percentile, print_table, require_shared, write_json
@@ -118,27 +117,16 @@ async def _watched(srv: ServerProcess, protocol: str, wav: WavAudio, call_id: st
             raise RuntimeError(f"call ended {res.close_code} {res.close_reason}")
         return res.final_latencies()
     finals: list[dict[str, Any]] = []
-    summary: dict[str, Any] = {}
-    async with connect(srv.url(f"/v1/calls/{call_id}/events")) as tap:
-        await tap.recv()  # subscribed
 
-        async def watch() -> None:
-            async for raw in tap:
-                ev = json.loads(raw)
-                ev["_recv"] = time.time()
-                if ev.get("type") == "transcript" and ev.get("is_final"):
-                    finals.append(ev)
-                if ev.get("type") == "summary":
-                    summary.update(ev)
-                    return
+    def on_event(ev: dict[str, Any]) -> None:
+        if ev.get("type") == "transcript" and ev.get("is_final"):
+            ev["_recv"] = time.time()
+            finals.append(ev)
 
-        watcher = asyncio.create_task(watch())
-        res = await replay_platform(srv.url(f"/v1/{protocol}"), wav, protocol=protocol, speed=1.0,
-                                    call_id=call_id, api_key="bench")
-        try:
-            await asyncio.wait_for(watcher, 60)
-        except TimeoutError:
-            watcher.cancel()
+    watcher = await CallWatcher(srv.url(f"/v1/calls/{call_id}/events"), on_event).start()
+    res = await replay_platform(srv.url(f"/v1/{protocol}"), wav, protocol=protocol, speed=1.0,
+                                call_id=call_id, api_key="bench")
+    summary = await watcher.wait(60)
     if res.close_code not in (1000, None) or not summary:
         raise RuntimeError(f"call ended {res.close_code} {res.close_reason} (summary: {bool(summary)})")
     out = []
