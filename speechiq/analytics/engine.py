@@ -309,15 +309,16 @@ class CallAnalytics:
     def _utterance_rules(self, u: Utt) -> list[Alert]:
         out: list[Alert] = []
         opened = self._open.get(u.id, {})
-        cands = self.pack.candidates(self.view(u))
+        cands = self.pack.candidates(self.view(u), u.role)
         if u.is_final and opened:
             cands = sorted(set(cands).union(opened))
+        rules = self.pack.rules
         for i in cands:
-            cr = self.pack.rules[i]
-            if cr.kind != "utterance" or u.lang not in cr.rule.languages:
+            cr = rules[i]
+            if cr.utt is None or u.lang not in cr.rule.languages:
                 continue
             try:
-                ev = eval_utt(self.pack, cr.rule.when, u, self)
+                ev = cr.utt(u, self)
             except Exception:
                 ev = self._guard(i, lambda cr=cr: eval_utt(self.pack, cr.rule.when, u, self))  # logs once
             op = opened.get(i)
@@ -361,9 +362,15 @@ class CallAnalytics:
         idx = self._state_idx
         if timed_only:
             idx = sorted(self._deferred.union(self._timed_idx)) if self._deferred else self._timed_idx
+        rules, lang = self.pack.rules, self.language
         for i in idx:
-            cr = self.pack.rules[i]
-            ev = self._guard(i, lambda cr=cr: eval_state(cr.rule.when, self)) if self._lang_ok(cr) else None
+            cr = rules[i]
+            ev = None
+            if lang is None or lang in cr.rule.languages:
+                try:
+                    ev = cr.state(self) if cr.state is not None else None
+                except Exception:
+                    ev = self._guard(i, lambda cr=cr: eval_state(cr.rule.when, self, self.pack))  # logs once
             was = self._state_truth.get(i, False)
             self._state_truth[i] = ev is not None
             if ev is None:
@@ -405,8 +412,8 @@ class CallAnalytics:
             if not self._lang_ok(cr):
                 continue
             ev: list[Ev] | None = [(tm.source, ())] if tm.source is not None else []
-            for c in cr.rest:
-                r = self._guard(i, lambda c=c: eval_state(c, self))
+            for fn in cr.rest_fns:
+                r = self._guard(i, lambda fn=fn: fn(self))
                 ev = None if r is None or ev is None else ev + r
             if ev is not None and self._cooldown_ok(i, tm.due):
                 out.append(self._make(i, cr, "confirmed", f"{self.call_id}:{cr.id}:deadline@{tm.due:.3f}",

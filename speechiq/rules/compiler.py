@@ -8,20 +8,29 @@ trigger, are evaluated. Condition evaluation reads call state through the small
 from __future__ import annotations
 
 import logging
-import operator
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from . import schema as S
-from .matchers import PhraseIndex, Span, TextView
+from .evaluate import (
+    OPS,
+    StateFn,
+    UttFn,
+    eval_call,
+    eval_state,
+    eval_utt,
+    metadata_ok,
+    metadata_value,
+    roles_of,
+    state_fn,
+    utt_fn,
+)
+from .matchers import PARTY_ROLES, PhraseIndex, Span, TextView
 
 log = logging.getLogger(__name__)
-
-OPS = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le}
 
 
 @dataclass(eq=False)
@@ -70,6 +79,9 @@ class CompiledRule:
     role: str  # role an alert without an utterance carries
     deadline: S.Deadline | None = None
     rest: tuple[S.Cond, ...] = ()  # state conditions beside a deadline
+    utt: UttFn | None = None  # the compiled ``when`` of an utterance rule
+    state: StateFn | None = None  # the compiled ``when`` of a state rule
+    rest_fns: tuple[StateFn, ...] = ()  # the compiled ``rest``
 
     @property
     def id(self) -> str:
@@ -92,12 +104,24 @@ class CompiledPack:
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     _examples: dict[tuple[int, int, str], np.ndarray] = field(default_factory=dict, repr=False)
+    _fns: dict[tuple[str, int], Callable[..., Any]] = field(default_factory=dict, repr=False)
+    # per (utterance role key, language): the untriggered rules and the leaf index of the rules
+    # that can hold on such an utterance (role key: agent, customer, or "" for any other role)
+    _untriggered_for: dict[tuple[str, str], list[int]] = field(default_factory=dict, repr=False)
+    _by_leaf_for: dict[tuple[str, str], dict[int, list[int]]] = field(default_factory=dict, repr=False)
 
-    def candidates(self, view: TextView) -> list[int]:
-        """Utterance rules worth evaluating on this utterance, in pack order."""
-        idx = set(self.untriggered)
+    def candidates(self, view: TextView, role: str | None = None) -> list[int]:
+        """Utterance rules worth evaluating on this utterance, in pack order. With the
+        utterance's ``role``, only the rules that can hold on that role and the view's language."""
+        if role is None:
+            idx = set(self.untriggered)
+            by_leaf = self.by_leaf
+        else:
+            key = (role if role in PARTY_ROLES else "", view.lang)
+            by_leaf = self._by_leaf_for.get(key, {})
+            idx = set(self._untriggered_for.get(key, ()))
         for leaf in view.hits:
-            idx.update(self.by_leaf.get(leaf, ()))
+            idx.update(by_leaf.get(leaf, ()))
         return sorted(idx)
 
     def examples(self, leaf: S.Semantic, lang: str, model: Any) -> np.ndarray:
@@ -188,134 +212,35 @@ def compile_pack(pack: S.Pack) -> CompiledPack:
             else:
                 for leaf in triggers:
                     by_leaf.setdefault(leaf, []).append(n)
-    return CompiledPack(
+    out = CompiledPack(
         version=pack.version, name=pack.name, rules=compiled, index=index, leaf_ids=leaf_ids, by_leaf=by_leaf,
         untriggered=untriggered, watches=watches, semantic_leaves=semantic, has_semantic=bool(semantic),
         utterance_sentiment=utt_sentiment, sources=pack.sources, warnings=pack.warnings)
+    _compile_fns(out)
+    return out
 
 
-# ---- evaluation --------------------------------------------------------------------------------
-def _role_ok(want: str, role: str) -> bool:
-    return want == "any" or want == role
+def _compile_fns(pack: CompiledPack) -> None:
+    """Closures of every rule's conditions, and the per-(role, language) candidate indexes."""
+    fit: dict[int, Callable[[str, str], bool]] = {}
+    for n, cr in enumerate(pack.rules):
+        if cr.kind == "utterance":
+            cr.utt = utt_fn(pack, cr.rule.when)
+            roles, langs = roles_of(cr.rule.when), cr.rule.languages
+            fit[n] = lambda role, lang, roles=roles, langs=langs: lang in langs and (
+                roles is None or role in roles)
+        elif cr.kind == "state":
+            cr.state = state_fn(pack, cr.rule.when)
+        cr.rest_fns = tuple(state_fn(pack, c) for c in cr.rest)
+    for role in (*PARTY_ROLES, ""):
+        for lang in S.LANGUAGES:
+            key = (role, lang)
+            pack._untriggered_for[key] = [n for n in pack.untriggered if fit[n](role, lang)]
+            pack._by_leaf_for[key] = {leaf: ok for leaf, ns in pack.by_leaf.items()
+                                      if (ok := [n for n in ns if fit[n](role, lang)])}
 
 
-def eval_utt(pack: CompiledPack, c: S.Cond, u: Utt, st: CallView) -> list[Ev] | None:
-    """``c`` on utterance ``u``: None = false, else the evidence (possibly empty)."""
-    if isinstance(c, S.Phrase):
-        if not _role_ok(c.role, u.role):
-            return None
-        spans = pack.index.match(st.view(u), pack.leaf_ids[id(c)])
-        return [(u, tuple(spans))] if spans else None
-    if isinstance(c, S.All):
-        out: list[Ev] = []
-        for x in c.items:
-            r = eval_utt(pack, x, u, st)
-            if r is None:
-                return None
-            out.extend(r)
-        return out
-    if isinstance(c, S.AnyOf):
-        for x in c.items:
-            r = eval_utt(pack, x, u, st)
-            if r is not None:
-                return r
-        return None
-    if isinstance(c, S.Not):
-        return [] if eval_utt(pack, c.item, u, st) is None else None
-    if isinstance(c, S.Within):
-        return [(u, ())] if u.start < c.first else None
-    if isinstance(c, S.After):
-        return [(u, ())] if u.start >= c.seconds else None
-    if isinstance(c, S.Last):
-        return [(u, ())] if st.call_end is not None and u.end >= st.call_end - c.seconds else None
-    if isinstance(c, S.Sentiment):
-        if not _role_ok(c.role, u.role):
-            return None
-        s = st.sentiment(u)
-        ok = s < c.below if c.below is not None else s > (c.above if c.above is not None else 1.0)
-        return [(u, ())] if ok else None
-    if isinstance(c, S.Semantic):  # finals only: one embedding per utterance
-        if not u.is_final or not _role_ok(c.role, u.role):
-            return None
-        sim = st.similarity(c, u)
-        return [(u, ((0, len(st.view(u).text), "semantic"),))] if sim is not None and sim >= c.threshold else None
-    if isinstance(c, S.Metric) and c.name in S.UTTERANCE_METRICS:
-        if c.role is not None and c.role != u.role:
-            return None
-        val = st.metric(c.name, c.role, u)
-        return [(u, ())] if val is not None and OPS[c.op](val, c.value) else None
-    if isinstance(c, S.Sequence):
-        then = eval_utt(pack, c.then, u, st)
-        if then is None:
-            return None
-        for rec, spans in reversed(st.watch_hits(c.first)):
-            if rec.id != u.id and rec.start < u.start and (c.within is None or u.start - rec.end <= c.within):
-                return [(rec, spans), *then]
-        return None
-    if isinstance(c, S.Order):
-        then = eval_utt(pack, c.then, u, st)
-        if then is None:
-            return None
-        earlier = any(rec.id != u.id and rec.start < u.start for rec, _ in st.watch_hits(c.first))
-        return None if earlier else then
-    return eval_state(c, st)
-
-
-def eval_state(c: S.Cond, st: CallView) -> list[Ev] | None:
-    """A state condition on the call as it is now (utterance conditions are false here)."""
-    if isinstance(c, S.All):
-        out: list[Ev] = []
-        for x in c.items:
-            r = eval_state(x, st)
-            if r is None:
-                return None
-            out.extend(r)
-        return out
-    if isinstance(c, S.AnyOf):
-        return next((r for r in (eval_state(x, st) for x in c.items) if r is not None), None)
-    if isinstance(c, S.Not):
-        return [] if eval_state(c.item, st) is None else None
-    if isinstance(c, S.Metric):
-        val = st.metric(c.name, c.role, None)
-        return [] if val is not None and OPS[c.op](val, c.value) else None
-    if isinstance(c, S.Metadata):
-        return [] if _metadata_ok(c, st) else None
-    if isinstance(c, S.Dtmf):
-        return [] if c.pressed in st.dtmf else None
-    if isinstance(c, S.Trend):
-        turns = st.role_finals(c.role)[-c.turns:]
-        if len(turns) < c.turns:
-            return None
-        scores = [st.sentiment(u) for u in turns]
-        ok = (float(np.mean(scores)) < c.mean_below if c.mean_below is not None
-              else scores[0] - scores[-1] >= (c.drop or 0.0))
-        return [(u, ()) for u in turns] if ok else None
-    return None
-
-
-def metadata_value(meta: Mapping[str, Any], key: str, language: str | None = None) -> Any:
-    """The call metadata value of ``key`` (None = absent). ``agent_id`` and ``agent`` are one key
-    (whichever the telephony side set, ``agent_id`` first), as in the alert bus's ``agent`` filter;
-    ``language`` falls back to the call's language."""
-    for k in S.METADATA_ALIASES.get(key, (key,)):
-        if meta.get(k) is not None:
-            return meta[k]
-    return language if key == "language" else None
-
-
-def _metadata_ok(c: S.Metadata, st: CallView) -> bool:
-    value = metadata_value(st.metadata, c.key, st.language)
-    if c.exists is not None:
-        return (value is not None) == c.exists
-    if value is None:
-        return False
-    if c.regex is not None:
-        return re.search(c.regex, str(value)) is not None
-    if c.in_ is not None:
-        return value in c.in_ or str(value) in {str(x) for x in c.in_}
-    return value == c.equals or str(value) == str(c.equals)
-
-
+# ---- call events ----------------------------------------------------------------------------
 def starts_clock(rule_id: str, dl: S.Deadline, event: str, st: CallView, alert: Any = None) -> bool:
     """Whether a call event starts a clock of deadline ``dl`` (of rule ``rule_id``) whose ``from``
     is an event. ``event``: ``dtmf`` (just after a digit was added to ``st.dtmf``: the digits
@@ -327,36 +252,12 @@ def starts_clock(rule_id: str, dl: S.Deadline, event: str, st: CallView, alert: 
     if event == "dtmf":
         return isinstance(s, S.Dtmf) and st.dtmf.endswith(s.pressed)
     if event == "metadata":
-        return isinstance(s, S.Metadata) and _metadata_ok(s, st)
+        return isinstance(s, S.Metadata) and metadata_ok(s, st)
     if event == "alert":
         return (isinstance(s, S.AlertOf) and alert is not None and getattr(alert, "state", "") == "confirmed"
                 and alert.rule_id != rule_id and s.matches(alert.rule_id, alert.label, alert.category))
     raise ValueError(f"unknown deadline start event {event!r}")
 
 
-def eval_call(pack: CompiledPack, c: S.Cond, st: CallView) -> list[Ev] | None:
-    """Call scope at call end: utterance conditions mean "some final utterance satisfies it"."""
-    if isinstance(c, S.All):
-        out: list[Ev] = []
-        for x in c.items:
-            r = eval_call(pack, x, st)
-            if r is None:
-                return None
-            out.extend(r)
-        return out
-    if isinstance(c, S.AnyOf):
-        return next((r for r in (eval_call(pack, x, st) for x in c.items) if r is not None), None)
-    if isinstance(c, S.Not):
-        return [] if eval_call(pack, c.item, st) is None else None
-    if isinstance(c, S.Exists) or S.is_utterance_leaf(c):
-        inner = c.item if isinstance(c, S.Exists) else c
-        for u in st.finals:
-            r = eval_utt(pack, inner, u, st)
-            if r is not None:
-                return r
-        return None
-    return eval_state(c, st)
-
-
-__all__ = ["CallView", "CompiledPack", "CompiledRule", "Ev", "Utt", "compile_pack", "eval_call", "eval_state",
-           "eval_utt", "metadata_value", "starts_clock"]
+__all__ = ["OPS", "CallView", "CompiledPack", "CompiledRule", "Ev", "Utt", "compile_pack", "eval_call",
+           "eval_state", "eval_utt", "metadata_ok", "metadata_value", "starts_clock"]

@@ -178,10 +178,10 @@ class PhraseIndex:
         hits = view.hits
         for idx in np.flatnonzero(counts >= need):
             e = entries[int(idx)]
-            if e.leaf in hits or fuzz.partial_ratio(e.phrase, t, score_cutoff=e.score) < e.score:
+            if e.leaf in hits:
                 continue
-            al = fuzz.partial_ratio_alignment(e.phrase, t, score_cutoff=e.score)
-            if al is not None:
+            al = fuzz.partial_ratio_alignment(e.phrase, t, score_cutoff=e.score)  # None below the cutoff
+            if al is not None and al.score >= e.score:
                 s, en = _widen(t, al.dest_start, al.dest_end)
                 hits[e.leaf] = [(s, en, t[s:en])]
 

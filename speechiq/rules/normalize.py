@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -23,6 +24,9 @@ _TOKEN = re.compile(
 )
 _ASCII_TOKEN = re.compile(  # the same tokens for ASCII text, cheaper
     r"(?P<word>[a-z0-9]+(?:'[a-z0-9]+)*(?:(?<=[0-9])(?:\.|,(?=[0-9]{3}(?![0-9])))[0-9]+)*)|(?P<cur>[$])|(?P<pct>%)")
+_ASCII_WORDS = re.compile(  # the word tokens of _ASCII_TOKEN alone
+    r"[a-z0-9]+(?:'[a-z0-9]+)*(?:(?<=[0-9])(?:\.|,(?=[0-9]{3}(?![0-9])))[0-9]+)*")
+_NEEDS_TOKENS = re.compile(r"[$%]|[0-9],[0-9]")  # ASCII text the fast path of normalize() does not take
 _THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _APOS = str.maketrans({"’": "'", "‘": "'", "`": "'", "ʼ": "'"})
 
@@ -71,39 +75,51 @@ class Normalized:
 
     text: str
     original: str
-    _toks: list[_Tok] = field(repr=False, default_factory=list)
+    _toks: list[_Tok] | None = field(repr=False, default=None)  # None: plain ASCII, tokenised on demand
     _fold_map: list[int] | None = field(repr=False, default=None)
-    _starts: list[int] | None = field(repr=False, default=None)
-    _ends: list[int] | None = field(repr=False, default=None)
+    _folded: str = field(repr=False, default="")
+    _pieces: list[tuple[str, int, int, bool]] | None = field(repr=False, default=None)
+    _pstart: list[int] | None = field(repr=False, default=None)  # normalised offset of each piece
 
     def _build(self) -> None:
-        starts: list[int] = []
-        ends: list[int] = []
-        fm = self._fold_map
-        for text, s, e, identity in _pieces(self._toks):
-            if identity and e - s == len(text):
-                starts.extend(range(s, e))
-                ends.extend(range(s + 1, e + 1))
-            else:
-                starts.extend([s] * len(text))
-                ends.extend([e] * len(text))
-        if fm is not None:
-            starts = [fm[i] for i in starts]
-            ends = [fm[i - 1] + 1 if i > 0 else 0 for i in ends]
-        self._starts, self._ends = starts, ends
+        if self._toks is None:  # the fast path of normalize(): the tokens are the ASCII matches as they are
+            self._toks = [_Tok(m.group(), m.start(), m.end(), "word") for m in _ASCII_WORDS.finditer(self._folded)]
+        pieces = _pieces(self._toks)
+        pstart: list[int] = []
+        at = 0
+        for p in pieces:
+            pstart.append(at)
+            at += len(p[0])
+        self._pieces, self._pstart = pieces, pstart
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Original-text [start, end) of the normalised range [start, end): the smallest range
         covering every character's source (``$5`` → ``5 dollars`` puts the number before the
         sign, so the sources of a range are not in order)."""
-        if self._starts is None:
+        if self._pieces is None:
             self._build()
-        assert self._starts is not None and self._ends is not None
-        if not self._starts or end <= start:
+        assert self._pieces is not None and self._pstart is not None
+        n = len(self.text)
+        if not n or end <= start:
             return (0, 0)
-        start = max(0, min(start, len(self._starts) - 1))
-        end = max(start + 1, min(end, len(self._ends)))
-        return (min(self._starts[start:end]), max(self._ends[start:end]))
+        start = max(0, min(start, n - 1))
+        end = max(start + 1, min(end, n))
+        pieces, pstart = self._pieces, self._pstart
+        k = max(0, bisect_right(pstart, start) - 1)
+        lo, hi = n + len(self.original) + 1, -1
+        while k < len(pieces) and pstart[k] < end:
+            text, s, e, identity = pieces[k]
+            a, b = pstart[k], pstart[k] + len(text)
+            if b > start:
+                if identity and e - s == len(text):  # character for character
+                    lo, hi = min(lo, s + max(start, a) - a), max(hi, s + min(end, b) - a)
+                else:  # every character of the piece comes from the whole source range
+                    lo, hi = min(lo, s), max(hi, e)
+            k += 1
+        fm = self._fold_map
+        if fm is not None:  # folded -> original offsets (a monotone map)
+            lo, hi = fm[lo], (fm[hi - 1] + 1 if hi > 0 else 0)
+        return (lo, hi)
 
 
 def _fold(text: str) -> tuple[str, list[int] | None]:
@@ -354,6 +370,16 @@ def _pieces(toks: list[_Tok]) -> list[tuple[str, int, int, bool]]:
 def normalize(text: str) -> Normalized:
     """Normalise ``text`` (see the module docstring); keeps offsets into the original."""
     folded, fmap = _fold(text)
+    if fmap is None and folded.isascii() and _NEEDS_TOKENS.search(folded) is None:
+        # plain ASCII without symbols or digit groups: the words as they are, unless numbers are spelled
+        words = _ASCII_WORDS.findall(folded)
+        if NUMBER_WORDS.keys().isdisjoint(words):
+            return Normalized(" ".join(words), text, None, None, folded)
+    return _tokenized(text, folded, fmap)
+
+
+def _tokenized(text: str, folded: str, fmap: list[int] | None) -> Normalized:
+    """The general path of :func:`normalize`: tokens, then numbers, digit groups and symbols."""
     rx = _ASCII_TOKEN if fmap is None and folded.isascii() else _TOKEN
     toks = [_Tok(m.group(), m.start(), m.end(), m.lastgroup or "word") for m in rx.finditer(folded)]
     if "," in folded:
