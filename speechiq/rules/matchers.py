@@ -11,11 +11,11 @@ regex and fuzzy are most of a scan's cost.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from itertools import chain
 
 import ahocorasick
-import numpy as np
 from rapidfuzz import fuzz
 
 from . import schema as S
@@ -114,7 +114,8 @@ class PhraseIndex:
         self._py_ac = _automaton(self._py_keys)
         # per language and utterance role (None = every leaf): the regexes and fuzzy entries to run
         self._regex_for: dict[tuple[str, str | None], list[tuple[re.Pattern[str], list[int]]]] = {}
-        self._fuzzy_for: dict[tuple[str, str | None], tuple[list[_Fuzzy], dict[str, np.ndarray], np.ndarray]] = {}
+        self._fuzzy_for: dict[tuple[str, str | None], tuple[list[_Fuzzy], dict[str, tuple[int, ...]],
+                                                                tuple[int, ...]]] = {}
         for lang in S.LANGUAGES:
             for role in (None, *PARTY_ROLES, ""):
                 ok = [role is None or leaf.role in ("any", role) for leaf in leaves]
@@ -167,17 +168,17 @@ class PhraseIndex:
         """All spans of phrase leaf ``leaf`` in the utterance ([] = no match)."""
         return view.hits.get(leaf, [])
 
-    def _scan_fuzzy(self, view: TextView, entries: list[_Fuzzy], post: dict[str, np.ndarray],
-                    need: np.ndarray) -> None:
+    def _scan_fuzzy(self, view: TextView, entries: list[_Fuzzy], post: dict[str, tuple[int, ...]],
+                    need: tuple[int, ...]) -> None:
         t = view.text
         words = set(t.split())
         arrs = [post[k] for w in words if len(w) >= 3 for k in (w[:3], "~" + w[-3:]) if k in post]
         if not arrs:
             return
-        counts = np.bincount(np.concatenate(arrs), minlength=len(entries))
+        counts = Counter(chain.from_iterable(arrs))  # a few dozen postings: cheaper than numpy here
         hits = view.hits
-        for idx in np.flatnonzero(counts >= need):
-            e = entries[int(idx)]
+        for idx in sorted(i for i, n in counts.items() if n >= need[i]):
+            e = entries[idx]
             if e.leaf in hits:
                 continue
             al = fuzz.partial_ratio_alignment(e.phrase, t, score_cutoff=e.score)  # None below the cutoff
@@ -206,14 +207,13 @@ def _need(phrase: str) -> int:
     return max(1, (n + 1) // 2)
 
 
-def _affix_postings(entries: list[_Fuzzy]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _affix_postings(entries: list[_Fuzzy]) -> tuple[dict[str, tuple[int, ...]], tuple[int, ...]]:
     post: dict[str, list[int]] = defaultdict(list)
     for i, e in enumerate(entries):
         keys = _affixes(e.phrase) or {e.phrase[:3]}
         for k in keys:
             post[k].append(i)
-    need = np.array([e.need for e in entries], dtype=np.int64)
-    return {k: np.array(ix, dtype=np.int64) for k, ix in post.items()}, need
+    return {k: tuple(ix) for k, ix in post.items()}, tuple(e.need for e in entries)
 
 
 def _automaton(keys: dict[str, list[int]]) -> ahocorasick.Automaton | None:
