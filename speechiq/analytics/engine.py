@@ -370,7 +370,7 @@ class CallAnalytics:
                 try:
                     ev = cr.state(self) if cr.state is not None else None
                 except Exception:
-                    ev = self._guard(i, lambda cr=cr: eval_state(cr.rule.when, self, self.pack))  # logs once
+                    ev = self._guard(i, lambda cr=cr: eval_state(self.pack, cr.rule.when, self))  # logs once
             was = self._state_truth.get(i, False)
             self._state_truth[i] = ev is not None
             if ev is None:

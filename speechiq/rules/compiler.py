@@ -28,7 +28,7 @@ from .evaluate import (
     state_fn,
     utt_fn,
 )
-from .matchers import PARTY_ROLES, PhraseIndex, Span, TextView
+from .matchers import PARTY_ROLES, PhraseIndex, Span, TextView, role_key
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +110,12 @@ class CompiledPack:
     _untriggered_for: dict[tuple[str, str], list[int]] = field(default_factory=dict, repr=False)
     _by_leaf_for: dict[tuple[str, str], dict[int, list[int]]] = field(default_factory=dict, repr=False)
 
-    def candidates(self, view: TextView, role: str | None = None) -> list[int]:
-        """Utterance rules worth evaluating on this utterance, in pack order. With the
-        utterance's ``role``, only the rules that can hold on that role and the view's language."""
-        if role is None:
-            idx = set(self.untriggered)
-            by_leaf = self.by_leaf
-        else:
-            key = (role if role in PARTY_ROLES else "", view.lang)
-            by_leaf = self._by_leaf_for.get(key, {})
-            idx = set(self._untriggered_for.get(key, ()))
+    def candidates(self, view: TextView, role: str) -> list[int]:
+        """Utterance rules worth evaluating on an utterance of ``role``, in pack order: those that
+        can hold on that role and the view's language, untriggered or with a phrase leaf that hit."""
+        key = (role_key(role), view.lang)
+        by_leaf = self._by_leaf_for.get(key, {})
+        idx = set(self._untriggered_for.get(key, ()))
         for leaf in view.hits:
             idx.update(by_leaf.get(leaf, ()))
         return sorted(idx)
@@ -222,22 +218,25 @@ def compile_pack(pack: S.Pack) -> CompiledPack:
 
 def _compile_fns(pack: CompiledPack) -> None:
     """Closures of every rule's conditions, and the per-(role, language) candidate indexes."""
-    fit: dict[int, Callable[[str, str], bool]] = {}
+    fit: dict[int, tuple[frozenset[str] | None, tuple[str, ...]]] = {}  # utterance rule -> (roles, languages)
     for n, cr in enumerate(pack.rules):
         if cr.kind == "utterance":
             cr.utt = utt_fn(pack, cr.rule.when)
-            roles, langs = roles_of(cr.rule.when), cr.rule.languages
-            fit[n] = lambda role, lang, roles=roles, langs=langs: lang in langs and (
-                roles is None or role in roles)
+            fit[n] = (roles_of(cr.rule.when), cr.rule.languages)
         elif cr.kind == "state":
             cr.state = state_fn(pack, cr.rule.when)
         cr.rest_fns = tuple(state_fn(pack, c) for c in cr.rest)
+
+    def ok(n: int, role: str, lang: str) -> bool:
+        roles, langs = fit[n]
+        return lang in langs and (roles is None or role in roles)
+
     for role in (*PARTY_ROLES, ""):
         for lang in S.LANGUAGES:
             key = (role, lang)
-            pack._untriggered_for[key] = [n for n in pack.untriggered if fit[n](role, lang)]
-            pack._by_leaf_for[key] = {leaf: ok for leaf, ns in pack.by_leaf.items()
-                                      if (ok := [n for n in ns if fit[n](role, lang)])}
+            pack._untriggered_for[key] = [n for n in pack.untriggered if ok(n, role, lang)]
+            pack._by_leaf_for[key] = {leaf: hit for leaf, ns in pack.by_leaf.items()
+                                      if (hit := [n for n in ns if ok(n, role, lang)])}
 
 
 # ---- call events ----------------------------------------------------------------------------

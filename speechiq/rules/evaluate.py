@@ -28,19 +28,19 @@ OPS = {"gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.l
 
 def utt_fn(pack: CompiledPack, c: S.Cond) -> UttFn:
     """The compiled utterance function of ``c`` (built once per pack and condition)."""
-    key = ("u", id(c))
-    fn = pack._fns.get(key)
-    if fn is None:
-        fn = pack._fns[key] = _build_utt(pack, c)
-    return fn
+    return _cached(pack, "u", c, _build_utt)
 
 
 def state_fn(pack: CompiledPack, c: S.Cond) -> StateFn:
     """The compiled state function of ``c`` (built once per pack and condition)."""
-    key = ("s", id(c))
+    return _cached(pack, "s", c, _build_state)
+
+
+def _cached(pack: CompiledPack, kind: str, c: S.Cond, build: Callable[[CompiledPack, S.Cond], Any]) -> Any:
+    key = (kind, id(c))
     fn = pack._fns.get(key)
     if fn is None:
-        fn = pack._fns[key] = _build_state(pack, c)
+        fn = pack._fns[key] = build(pack, c)
     return fn
 
 
@@ -49,15 +49,40 @@ def eval_utt(pack: CompiledPack, c: S.Cond, u: Utt, st: CallView) -> list[Ev] | 
     return utt_fn(pack, c)(u, st)
 
 
-def eval_state(c: S.Cond, st: CallView, pack: CompiledPack | None = None) -> list[Ev] | None:
+def eval_state(pack: CompiledPack, c: S.Cond, st: CallView) -> list[Ev] | None:
     """A state condition on the call as it is now (utterance conditions are false here)."""
-    if pack is None:
-        return _build_state(None, c)(st)
     return state_fn(pack, c)(st)
 
 
+# ---- combinators shared by utterance functions (u, st) and state functions (st) ----------------
 def _none(*_: Any) -> None:
     return None
+
+
+def _all(fns: tuple[Callable[..., list[Ev] | None], ...]) -> Callable[..., list[Ev] | None]:
+    def all_(*args: Any) -> list[Ev] | None:
+        out: list[Ev] = []
+        for fn in fns:
+            r = fn(*args)
+            if r is None:
+                return None
+            out.extend(r)
+        return out
+    return all_
+
+
+def _any(fns: tuple[Callable[..., list[Ev] | None], ...]) -> Callable[..., list[Ev] | None]:
+    def any_(*args: Any) -> list[Ev] | None:
+        for fn in fns:
+            r = fn(*args)
+            if r is not None:
+                return r
+        return None
+    return any_
+
+
+def _not(inner: Callable[..., list[Ev] | None]) -> Callable[..., list[Ev] | None]:
+    return lambda *args: [] if inner(*args) is None else None
 
 
 def _build_utt(pack: CompiledPack, c: S.Cond) -> UttFn:
@@ -70,31 +95,10 @@ def _build_utt(pack: CompiledPack, c: S.Cond) -> UttFn:
             spans = st.view(u).hits.get(leaf)
             return [(u, tuple(spans))] if spans else None
         return phrase
-    if isinstance(c, S.All):
-        fns = tuple(utt_fn(pack, x) for x in c.items)
-
-        def all_(u: Utt, st: CallView) -> list[Ev] | None:
-            out: list[Ev] = []
-            for fn in fns:
-                r = fn(u, st)
-                if r is None:
-                    return None
-                out.extend(r)
-            return out
-        return all_
-    if isinstance(c, S.AnyOf):
-        fns = tuple(utt_fn(pack, x) for x in c.items)
-
-        def any_(u: Utt, st: CallView) -> list[Ev] | None:
-            for fn in fns:
-                r = fn(u, st)
-                if r is not None:
-                    return r
-            return None
-        return any_
+    if isinstance(c, (S.All, S.AnyOf)):
+        return (_all if isinstance(c, S.All) else _any)(tuple(utt_fn(pack, x) for x in c.items))
     if isinstance(c, S.Not):
-        inner = utt_fn(pack, c.item)
-        return lambda u, st: [] if inner(u, st) is None else None
+        return _not(utt_fn(pack, c.item))
     if isinstance(c, S.Within):
         first = c.first
         return lambda u, st: [(u, ())] if u.start < first else None
@@ -167,34 +171,11 @@ def _sequence(pack: CompiledPack, c: S.Sequence) -> UttFn:
     return sequence
 
 
-def _build_state(pack: CompiledPack | None, c: S.Cond) -> StateFn:
-    sub: Callable[[S.Cond], StateFn] = (lambda x: _build_state(None, x)) if pack is None else (
-        lambda x: state_fn(pack, x))
-    if isinstance(c, S.All):
-        fns = tuple(sub(x) for x in c.items)
-
-        def all_(st: CallView) -> list[Ev] | None:
-            out: list[Ev] = []
-            for fn in fns:
-                r = fn(st)
-                if r is None:
-                    return None
-                out.extend(r)
-            return out
-        return all_
-    if isinstance(c, S.AnyOf):
-        fns = tuple(sub(x) for x in c.items)
-
-        def any_(st: CallView) -> list[Ev] | None:
-            for fn in fns:
-                r = fn(st)
-                if r is not None:
-                    return r
-            return None
-        return any_
+def _build_state(pack: CompiledPack, c: S.Cond) -> StateFn:
+    if isinstance(c, (S.All, S.AnyOf)):
+        return (_all if isinstance(c, S.All) else _any)(tuple(state_fn(pack, x) for x in c.items))
     if isinstance(c, S.Not):
-        inner = sub(c.item)
-        return lambda st: [] if inner(st) is None else None
+        return _not(state_fn(pack, c.item))
     if isinstance(c, S.Metric):
         name, role, op, value = c.name, c.role, OPS[c.op], c.value
 

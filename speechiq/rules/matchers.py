@@ -28,6 +28,11 @@ PARTY_ROLES = ("agent", "customer")  # utterance roles with their own leaves; an
 Span = tuple[int, int, str]  # [start, end) in the normalised text, what matched
 
 
+def role_key(role: str) -> str:
+    """The per-role index key of an utterance's role: agent, customer, or "" for any other role."""
+    return role if role in PARTY_ROLES else ""
+
+
 def _langs(lang: str) -> tuple[str, ...]:
     return S.LANGUAGES if lang == S.ALL_LANGS else (lang,)
 
@@ -153,7 +158,7 @@ class PhraseIndex:
                 s, e = py.source_span(end - len(key) + 2, end)
                 for leaf in self._py_keys[key]:
                     hits.setdefault(leaf, []).append((s, e, t[s:e]))
-        key = (lang, role if role is None or role in PARTY_ROLES else "")
+        key = (lang, None if role is None else role_key(role))
         for rx, leaves in self._regex_for.get(key, ()):
             found = [(m.start(), m.end(), m.group()) for m in rx.finditer(t) if m.end() > m.start()]
             if found:
@@ -226,4 +231,4 @@ def _automaton(keys: dict[str, list[int]]) -> ahocorasick.Automaton | None:
     return a
 
 
-__all__ = ["PhraseIndex", "Span", "TextView"]
+__all__ = ["PARTY_ROLES", "PhraseIndex", "Span", "TextView", "role_key"]
