@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from speechiq.audio.codecs import to_float32
 from speechiq.audio.resample import resample
@@ -167,6 +169,60 @@ def test_in_progress_and_speech_seconds():
     assert ep.in_progress() is None
 
 
+def _settle_and_emit(x: np.ndarray, chunk: int, **kw) -> tuple[list[Segment], dict[tuple[int, float], Segment]]:
+    """Push ``x`` in chunks; after each, remember the settled segment (by index and speech end)."""
+    ep = Endpointer(VadSettings(**kw), AlwaysSpeech())
+    segs: list[Segment] = []
+    settled: dict[tuple[int, float], Segment] = {}
+    for i in range(0, len(x), chunk):
+        segs += ep.push(x[i : i + chunk])
+        if ep.settled_end is not None:
+            s = ep.settled()
+            assert s is not None and s.end == ep.settled_end
+            settled.setdefault((s.seg_index, s.speech_end), s)
+        else:
+            assert ep.settled() is None
+    return segs + ep.flush(), settled
+
+
+def test_settled_only_after_the_pad_and_while_silent():
+    ep = Endpointer(VadSettings(pad_ms=200, hangover_ms=500), AlwaysSpeech())
+    assert ep.settled_end is None
+    ep.push(np.concatenate([silence(0.5), burst(1.0)]))
+    assert ep.settled_end is None  # still speaking
+    ep.push(silence(0.15))
+    assert ep.settled_end is None  # the final's trailing pad is not all there yet
+    ep.push(silence(0.1))
+    assert ep.settled_end == pytest.approx(1.5 + 0.2, abs=FRAME)
+    ep.push(burst(0.3, seed=4))
+    assert ep.settled_end is None  # speech resumed
+    ep.push(silence(0.6))
+    assert ep.settled_end is None  # closed
+
+
+def test_settled_skips_utterances_that_would_be_dropped():
+    ep = Endpointer(VadSettings(min_speech_ms=250), AlwaysSpeech())
+    ep.push(np.concatenate([silence(0.5), burst(0.15), silence(0.3)]))
+    assert ep.settled_end is None and ep.settled() is None
+
+
+@pytest.mark.parametrize("chunk", [160, 480, 1000, 3999])
+def test_settled_segment_is_the_segment_emitted(chunk):
+    x = np.concatenate([silence(0.7), burst(1.3), silence(0.3), burst(0.8, seed=1), silence(0.9),
+                        burst(2.0, seed=2), silence(0.25), burst(0.5, seed=3)])
+    segs, settled = _settle_and_emit(x, chunk)
+    assert len(segs) == 2
+    # the first closed after its hangover with the audio it had settled on; the pause inside it
+    # settled too (speech resumed, so that candidate matches no segment)
+    s0 = segs[0]
+    c0 = settled[(0, s0.speech_end)]
+    assert (c0.start, c0.end, c0.speech_start, c0.speech_end) == (s0.start, s0.end, s0.speech_start, s0.speech_end)
+    assert np.array_equal(c0.audio, s0.audio)
+    assert sum(k[0] == 0 for k in settled) == 2
+    # the last ends at the flush, before its audio settled: no candidate for it
+    assert (1, segs[1].speech_end) not in settled
+
+
 def test_max_utterance_splits_at_quiet_frame():
     loud = burst(12.0, level=0.1)
     dip_at = 6.5  # inside the last 40 % of an 8 s utterance
@@ -295,3 +351,18 @@ def test_bad_inputs():
 
     with pytest.raises(ValueError):
         Endpointer(VadSettings(), Wrong())
+
+
+@settings(max_examples=40, deadline=None)
+@given(parts=st.lists(st.tuples(st.floats(0.3, 2.0), st.floats(0.0, 1.2)), min_size=1, max_size=8),
+       chunk=st.integers(30, 4000), pad_ms=st.sampled_from([0, 100, 200, 300]))
+def test_property_every_hangover_close_was_settled_with_the_same_audio(parts, chunk, pad_ms):
+    x = np.concatenate([silence(0.4)] + [np.concatenate([burst(b, seed=i), silence(g)])
+                                         for i, (b, g) in enumerate(parts)] + [silence(1.0)])
+    segs, settled = _settle_and_emit(x, chunk, pad_ms=pad_ms, hangover_ms=max(pad_ms + 300, 500),
+                                     max_utterance_s=60.0)
+    assert segs  # the trailing second of silence closes the last one by its hangover too
+    for s in segs:
+        c = settled[(s.seg_index, s.speech_end)]  # chunks < hangover - pad: a settled moment was seen
+        assert (c.start, c.end, c.speech_start, c.speech_end) == (s.start, s.end, s.speech_start, s.speech_end)
+        assert np.array_equal(c.audio, s.audio)

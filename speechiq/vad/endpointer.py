@@ -193,6 +193,31 @@ class Endpointer:
         """Start time of the open utterance's audio (as :meth:`in_progress`, without the copy)."""
         return self._t(self._open.base) if self._open is not None else None
 
+    @property
+    def settled_end(self) -> float | None:
+        """Where the open utterance's audio ends if it closes without more speech, once its
+        trailing silence already covers ``pad_ms`` (so that audio is final unless speech
+        resumes); None while it is still speaking, would be dropped as too short, or is closed."""
+        u = self._open
+        if u is None or u.silence_run == 0 or u.n_speech == 0:
+            return None
+        if u.n_speech * self._f < self._min_speech and not u.continued:
+            return None
+        end = u.speech_end + self._pad
+        return self._t(end) if self._pos >= end else None
+
+    def settled(self) -> Segment | None:
+        """The segment the open utterance becomes if no more speech arrives (see
+        :attr:`settled_end`): same index, bounds and audio as the one :meth:`push` would emit."""
+        if self.settled_end is None:
+            return None
+        u = self._open
+        assert u is not None
+        end = u.speech_end + self._pad
+        return Segment(seg_index=self._next_index, start=self._t(u.base), end=self._t(end),
+                       audio=u.audio()[: end - u.base].copy(), speech_start=self._t(u.speech_start),
+                       speech_end=self._t(u.speech_end))
+
     def in_progress(self) -> tuple[float, np.ndarray] | None:
         """(start time, audio so far) of the open utterance, or None."""
         if self._open is None:
