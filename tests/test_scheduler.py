@@ -207,6 +207,44 @@ def test_newer_partial_supersedes_queued_one(patient: None, running: AsrSchedule
     assert "p1" not in decoded and "other" not in decoded
 
 
+def test_early_final_queues_with_finals_and_supersedes_its_partial(patient: None, running: AsrScheduler,
+                                                                   dec: RecordingDecoder, calls: Calls) -> None:
+    block(running, dec, calls)
+    assert running.submit(job(calls, "p-other", bucket=100, final=False, key="c2:0:0:p"))
+    assert running.submit(job(calls, "p-mine", bucket=100, final=False, key="c1:0:3:p"))
+    early = job(calls, "early", bucket=100, final=False, key="c1:0:3:e")
+    early.early = True
+    assert running.submit(early)
+    calls.wait_for("p-mine")
+    assert calls.got["p-mine"] == (None, "superseded")  # the early decode covers that audio
+    assert (running.pending_finals, running.pending_partials) == (1, 1)
+    dec.gate.set()
+    calls.wait_for("early", "p-other")
+    assert dec.batches[1] == ["early", "p-other"]  # final priority, batched with its bucket's partials
+    stats = running.stats()
+    assert stats["early_finals"] == 1 and stats["refused_early"] == 0 and running.metrics.submitted_finals == 1
+
+
+def test_early_final_refused_while_finals_wait(monkeypatch: pytest.MonkeyPatch, running: AsrScheduler,
+                                              dec: RecordingDecoder, calls: Calls) -> None:
+    monkeypatch.setattr(sched_mod, "BUSY_WAIT_S", 0.0)
+    monkeypatch.setattr(sched_mod, "PARTIAL_MAX_UTIL", float("inf"))
+    early = job(calls, "e-idle", final=False, key="c1:0:0:e")
+    early.early = True
+    assert running.submit(early)  # idle: taken, although workers would refuse a partial when busy
+    calls.wait_for("e-idle")
+    block(running, dec, calls)
+    assert running.submit(job(calls, "f1"))
+    threading.Event().wait(0.01)
+    late = job(calls, "e-late", final=False, key="c1:0:1:e")
+    late.early = True
+    assert running.submit(late) is False  # finals wait: the final will be decoded as usual
+    assert running.metrics.refused_early == 1 and running.metrics.shed_partials == 0
+    dec.gate.set()
+    calls.wait_for("f1")
+    assert "e-late" not in calls.got
+
+
 def test_stale_partials_are_shed(patient: None, start: Callable[..., AsrScheduler], dec: RecordingDecoder,
                                  calls: Calls) -> None:
     running = start(partial_interval_s=0.05)

@@ -3,9 +3,11 @@
 A bounded priority queue (finals before partials, FIFO within each), batches built across calls
 from requests of the same window bucket, partials shed first: a newer partial of the same
 utterance supersedes a queued one, partials that waited longer than their interval are dropped,
-and none are accepted while the queue is overloaded. Finals are never dropped silently: when
-the queue is full ``submit`` refuses them and the caller retries (the engine also stops
-admitting new calls while ``overloaded``).
+and none are accepted while the queue is overloaded. An *early* final (an utterance decoded once
+its trailing silence is settled, before the VAD hangover closes it) queues with the finals, since
+it usually replaces the final's decode; it is refused whenever finals are waiting. Finals are never
+dropped silently: when the queue is full ``submit`` refuses them and the caller retries (the engine
+also stops admitting new calls while ``overloaded``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class AsrJob:
     is_final: bool
     callback: Callable[[AsrJob, DecodeResult | None, str | None], None]
     key: str = ""
+    early: bool = False  # a speculative final: final priority, result is a partial unless reused
     enqueued_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -45,6 +48,8 @@ class SchedulerMetrics:
     submitted_finals: int = 0
     submitted_partials: int = 0
     refused_finals: int = 0
+    submitted_early: int = 0
+    refused_early: int = 0  # not queued because finals were waiting: the final decodes as usual
     shed_partials: int = 0  # dropped for load (busy workers, waited past their interval, shutdown)
     superseded_partials: int = 0  # replaced by a newer partial or by the utterance's final: not load
     batches: int = 0
@@ -101,7 +106,14 @@ class AsrScheduler:
         with self._cond:
             if self._stopping and (not job.is_final or not any(t.is_alive() for t in self._threads)):
                 return False  # stopped: nothing would decode it
-            if job.is_final:
+            if job.early:
+                if self._finals_waiting_locked() or len(self._finals) >= self.high_water:
+                    self.metrics.refused_early += 1
+                    return False
+                self._finals.append(job)
+                self.metrics.submitted_early += 1
+                shed = self._partials.pop(job.key.removesuffix(":e") + ":p", None)  # covers that audio
+            elif job.is_final:
                 if len(self._finals) >= self.settings.max_queue:
                     self.metrics.refused_finals += 1
                     return False
@@ -147,9 +159,10 @@ class AsrScheduler:
     def _busy_locked(self) -> bool:
         """Partial transcripts are the first work to go: shed them when finals wait or the
         workers are more than half busy."""
-        if self._finals and time.monotonic() - self._finals[0].enqueued_at > BUSY_WAIT_S:
-            return True
-        return self.utilisation() > PARTIAL_MAX_UTIL
+        return self._finals_waiting_locked() or self.utilisation() > PARTIAL_MAX_UTIL
+
+    def _finals_waiting_locked(self) -> bool:
+        return bool(self._finals) and time.monotonic() - self._finals[0].enqueued_at > BUSY_WAIT_S
 
     def _overloaded_locked(self) -> bool:
         if len(self._finals) >= self.high_water:
@@ -208,7 +221,7 @@ class AsrScheduler:
                 if self._stopping and not self._finals:
                     return
                 batch, stale = self._take_batch()
-                partial_only = bool(batch) and not any(j.is_final for j in batch)
+                partial_only = bool(batch) and not any(j.is_final or j.early for j in batch)
                 if partial_only:
                     self._partial_workers += 1
             for job in stale:
@@ -258,7 +271,8 @@ class AsrScheduler:
             "batches": m.batches, "mean_batch": m.batched_jobs / m.batches if m.batches else 0.0,
             "decoded_audio_s": round(m.decoded_audio_s, 2), "busy_s": round(m.busy_s, 2),
             "shed_partials": m.shed_partials, "superseded_partials": m.superseded_partials,
-            "refused_finals": m.refused_finals, "errors": m.errors,
+            "refused_finals": m.refused_finals, "early_finals": m.submitted_early,
+            "refused_early": m.refused_early, "errors": m.errors,
             "queue_wait_p50_s": round(pct(0.5), 3), "queue_wait_p95_s": round(pct(0.95), 3),
             "depth": self.depth,
         }
