@@ -28,6 +28,10 @@ class EngineMetrics:
         self.rejected = Counter("speechiq_asr_rejected_total", "Utterances rejected by hallucination guards",
                                 ["reason"], registry=r)
         self.shed = Counter("speechiq_shed_total", "Work shed under load", ["kind"], registry=r)
+        self.early_finals = Counter(
+            "speechiq_early_finals_total", "Utterances decoded once their trailing silence settled, before "
+            "the VAD hangover: submitted, refused (finals were waiting), reused as the final", ["outcome"],
+            registry=r)
         self.final_latency = Histogram(
             "speechiq_final_latency_seconds", "Utterance end (VAD endpoint) to final transcript, wall clock",
             buckets=LATENCY_BUCKETS, registry=r)

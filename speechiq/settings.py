@@ -86,6 +86,9 @@ class AsrSettings(_Section):
     language: str = Field("auto", description="default when the call says nothing: en, zh or auto")
     partials: bool = True
     partial_interval_s: float = Field(1.0, gt=0)
+    early_finals: bool = Field(
+        True, description="decode an utterance once vad.pad_ms of silence follows its speech: the result "
+        "is a partial at once and becomes the final if no speech resumes before the hangover ends")
     word_timestamps: bool = True
     no_speech_threshold: float = 0.6
     word_prob_threshold: float = Field(

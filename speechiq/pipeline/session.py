@@ -33,6 +33,7 @@ from .channel import (
     retune_channel,
     split_channels,
 )
+from .early import EarlyFinals
 from .enrich import Enrichment, enrich
 from .outlet import CallOutlet
 
@@ -81,6 +82,7 @@ class CallSession:
         self.summary: Summary | None = None
         self.created = time.monotonic()
         self.analytics = engine.new_analytics(self)
+        self.early = EarlyFinals(self)
 
     # ---- connections -----------------------------------------------------------------------
     def attach(self, sink: Sink, *, resume: bool = False, after_seq: int | None = None) -> None:
@@ -193,6 +195,7 @@ class CallSession:
             ch.activity.clear()
             if self.analytics:
                 self._report_speech(ch, tick)
+            self.early.offer(ch)
             self._maybe_partial(ch)
         if self.analytics and tick:
             self._last_advance = now
@@ -218,7 +221,7 @@ class CallSession:
             self._emit_alerts(self.analytics.on_speech(ch.role, ch.index, start, media_time(ch)))
 
     # ---- ASR -------------------------------------------------------------------------------
-    def _request(self, audio: np.ndarray, offset: float, final: bool) -> DecodeRequest:
+    def request_for(self, audio: np.ndarray, offset: float, final: bool) -> DecodeRequest:
         asr = self.engine.settings.asr
         return DecodeRequest(
             audio=audio, language=self.language, prompt=self.start.prompt, hotwords=self.start.hotwords,
@@ -231,8 +234,8 @@ class CallSession:
             ch.segments_out += 1
             ch.partial_speech_mark = 0.0
             job = AsrJob(
-                call_id=self.call_id, channel=ch.index, request=self._request(seg.audio, seg.start, True),
-                is_final=True, callback=self._from_worker,
+                call_id=self.call_id, channel=ch.index, request=self.request_for(seg.audio, seg.start, True),
+                is_final=True, callback=self.from_worker,
                 key=f"{self.call_id}:{ch.index}:{seq}",
             )
             job.segment = seg  # type: ignore[attr-defined]
@@ -242,14 +245,15 @@ class CallSession:
             self._idle.clear()
             if self.analytics:
                 self.analytics.hold(job.key, ch.role, seg.speech_start)
-            self._submit(job)
+            if not self.early.claim(ch, seq, seg, job):
+                self.submit_job(job)
 
-    def _submit(self, job: AsrJob) -> None:
+    def submit_job(self, job: AsrJob) -> None:
         if self.engine.scheduler.submit(job):
             return
         # Queue full: a final is never dropped — retry shortly (the call itself is not blocked).
         self.engine.metrics.shed.labels("final_delayed").inc()
-        self.loop.call_later(RETRY_DELAY_S, self._submit, job)
+        self.loop.call_later(RETRY_DELAY_S, self.submit_job, job)
 
     def _maybe_partial(self, ch: ChannelState) -> None:
         asr = self.engine.settings.asr
@@ -268,8 +272,8 @@ class CallSession:
         start, audio = prog
         seq = ch.segments_out
         job = AsrJob(
-            call_id=self.call_id, channel=ch.index, request=self._request(audio.copy(), start, False),
-            is_final=False, callback=self._from_worker, key=f"{self.call_id}:{ch.index}:{seq}:p",
+            call_id=self.call_id, channel=ch.index, request=self.request_for(audio.copy(), start, False),
+            is_final=False, callback=self.from_worker, key=f"{self.call_id}:{ch.index}:{seq}:p",
         )
         job.seq = seq  # type: ignore[attr-defined]
         job.start = start  # type: ignore[attr-defined]
@@ -288,16 +292,19 @@ class CallSession:
                               message="engine overloaded: partial transcripts are being skipped; "
                                       "finals continue"))
 
-    def _from_worker(self, job: AsrJob, result: DecodeResult | None, error: str | None) -> None:
+    def from_worker(self, job: AsrJob, result: DecodeResult | None, error: str | None) -> None:
         """On the ASR worker thread: score sentiment (and embed, for semantic rules) here, off
         the event loop, then hand the result to the loop."""
         extra = enrich(self.engine, self.analytics, self.language, result) if result is not None else Enrichment()
         with contextlib.suppress(RuntimeError):  # loop closed during shutdown
-            self.loop.call_soon_threadsafe(self._on_result, job, result, error, extra)
+            self.loop.call_soon_threadsafe(self.on_result, job, result, error, extra)
 
-    def _on_result(self, job: AsrJob, result: DecodeResult | None, error: str | None,
+    def on_result(self, job: AsrJob, result: DecodeResult | None, error: str | None,
                    extra: Enrichment | None = None) -> None:
         extra = extra or Enrichment()
+        if job.early:
+            self.early.on_result(job, result, error, extra)
+            return
         ch = self.channels.get(job.channel)
         if ch is None:
             return
@@ -310,14 +317,7 @@ class CallSession:
                 return
             if job.seq != ch.segments_out:  # the utterance already ended; its final is on the way
                 return
-            self.engine.metrics.utterances.labels("partial").inc()
-            t = Transcript(
-                call_id=self.call_id, channel=ch.index, role=ch.role, utterance_id=ch.utterance_id(
-                    self.call_id, job.seq), is_final=False, start=job.start, end=job.end,  # type: ignore[attr-defined]
-                text=result.text, language=result.language, emitted_at=time.time(),
-                sentiment=extra.sentiment, sentiment_label=extra.label,
-            )
-            self._publish_transcript(t, extra)
+            self.publish_partial(ch, job.seq, job.start, job.end, result, extra)  # type: ignore[attr-defined]
             return
         # final
         seg: Segment = job.segment  # type: ignore[attr-defined]
@@ -356,6 +356,15 @@ class CallSession:
             self._idle.set()
 
     # ---- output ----------------------------------------------------------------------------
+    def publish_partial(self, ch: ChannelState, seq: int, start: float, end: float, result: DecodeResult,
+                        extra: Enrichment) -> None:
+        self.engine.metrics.utterances.labels("partial").inc()
+        self._publish_transcript(Transcript(
+            call_id=self.call_id, channel=ch.index, role=ch.role, utterance_id=ch.utterance_id(self.call_id, seq),
+            is_final=False, start=start, end=end, text=result.text, language=result.language,
+            emitted_at=time.time(), sentiment=extra.sentiment, sentiment_label=extra.label,
+        ), extra)
+
     def _publish_transcript(self, t: Transcript, extra: Enrichment | None = None) -> None:
         self._emit(t)
         if self.analytics:
