@@ -84,8 +84,9 @@ async def idle_rss(srv: ServerProcess, k: int) -> float:
 def bench_decoder(decoder: str, levels: list[int], args: argparse.Namespace, calls: list[WavAudio]) -> dict:
     env = {"SPEECHIQ_ASR__DECODER": decoder, "SPEECHIQ_ASR__MODEL": args.model,
            "SPEECHIQ_ASR__DEVICE": args.device}
-    if decoder == "plain":
+    if decoder == "plain":  # the baseline: one transcribe() per VAD utterance, nothing speculative
         env["SPEECHIQ_ASR__PARTIALS"] = "false"
+        env["SPEECHIQ_ASR__EARLY_FINALS"] = "false"
     rows = []
     with ServerProcess(env) as srv:
         base_rss = srv.rss_mb()
