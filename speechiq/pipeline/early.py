@@ -93,20 +93,20 @@ class EarlyFinals:
         self.s.loop.call_soon(self.s.on_result, final, early.result, None, early.extra)
         return True
 
-    def on_result(self, job: AsrJob, result: DecodeResult | None, error: str | None,
-                  extra: Enrichment) -> None:
+    def on_result(self, job: AsrJob, result: DecodeResult | None, extra: Enrichment) -> None:
+        """The early decode is back (``result`` None: it failed, or was shed at shutdown)."""
         early: Early = job.extra["early"]
         early.done, early.result, early.extra = True, result, extra
         self._inflight.discard(job.channel)
-        ch = self.s.channels.get(job.channel)
         if early.final_job is not None:
             final, early.final_job = early.final_job, None
-            if result is None:  # failed or shed at shutdown: decode the final itself
+            if result is None:  # decode the final itself
                 self.s.submit_job(final)
             else:
                 self.s.engine.metrics.early_finals.labels("reused").inc()
                 self.s.on_result(final, result, None, extra)
             return
+        ch = self.s.channels.get(job.channel)
         if ch is None or result is None or not result.text or self.s.finished:
             return
         if early.seq != ch.segments_out:

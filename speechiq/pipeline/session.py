@@ -303,7 +303,7 @@ class CallSession:
                    extra: Enrichment | None = None) -> None:
         extra = extra or Enrichment()
         if job.early:
-            self.early.on_result(job, result, error, extra)
+            self.early.on_result(job, result, extra)
             return
         ch = self.channels.get(job.channel)
         if ch is None:
