@@ -233,12 +233,23 @@ def test_deadline_satisfied_in_time(pack):
     assert not by_rule(ca.advance(20.0) + ca.finish(30.0)[0], "disclosure_deadline")
 
 
-def test_deadline_waits_for_an_utterance_still_being_recognised(pack):
+def test_deadline_fires_provisionally_over_a_partial_and_its_final_retracts_it(pack):
     ca = make(pack)
     ca.on_transcript(tr("agent", "thanks for calling this call", 12, 14, final=False, uid="d"))
-    assert not by_rule(ca.advance(15.5), "disclosure_deadline")  # held back: its final may satisfy it
+    p = by_rule(ca.advance(15.5), "disclosure_deadline")  # the words are not in the partial (yet)
+    assert [(a.state, a.media_time, a.start) for a in p] == [("provisional", 15.0, 15.0)]
+    r = by_rule(ca.on_transcript(tr("agent", "thanks for calling this call is recorded", 12, 16, uid="d")),
+                "disclosure_deadline")
+    assert [(a.state, a.alert_id) for a in r] == [("retracted", p[0].alert_id)]
+    assert not by_rule(ca.advance(17.0) + ca.finish(30.0)[0], "disclosure_deadline")
+
+
+def test_deadline_waits_for_an_utterance_whose_partial_says_the_words(pack):
+    ca = make(pack)
+    ca.on_transcript(tr("agent", "thanks for calling this call is recorded", 12, 14.5, final=False, uid="d"))
+    assert not by_rule(ca.advance(15.5), "disclosure_deadline")  # held back: its final should satisfy it
     ca.on_transcript(tr("agent", "thanks for calling this call is recorded", 12, 16, uid="d"))
-    assert not by_rule(ca.advance(17.0), "disclosure_deadline")
+    assert not by_rule(ca.advance(17.0) + ca.finish(30.0)[0], "disclosure_deadline")
 
 
 def test_deadline_held_back_then_fires_with_deadline_time(pack):

@@ -31,6 +31,7 @@ class Turn:
     end: float
     says: bool  # the required phrase
     transfer: bool = False  # the phrase of the rule whose alert starts a clock
+    partial_says: bool = False  # its partials show the phrase (the recogniser may still change its mind)
 
 
 def phrase(words: str, role: str = "agent") -> S.Phrase:
@@ -61,15 +62,17 @@ def timelines(draw: st.DrawFn) -> list[Turn]:
             end = start + STEP * draw(st.integers(1, 24))
             says = role == "agent" and draw(st.booleans())
             transfer = role == "agent" and draw(st.booleans())
-            turns.append(Turn(role, start, end, says, transfer))
+            partial_says = role == "agent" and draw(st.booleans())
+            turns.append(Turn(role, start, end, says, transfer, partial_says))
             t = end + STEP
     return turns
 
 
 def play(ca: CallAnalytics, turns: list[Turn], until: float, dtmf: tuple[float, ...] = (),
-         metadata: tuple[tuple[float, dict[str, str]], ...] = ()) -> list[tuple[float, Alert]]:
+         metadata: tuple[tuple[float, dict[str, str]], ...] = (), partials: bool = False) -> list[tuple[float, Alert]]:
     """(tick, alert) for every alert, the timeline played as the session plays it (DTMF digits
-    and metadata updates at their tick, before that tick's turns)."""
+    and metadata updates at their tick, before that tick's turns; with ``partials``, a partial
+    transcript of each open turn every second)."""
     todo = sorted(turns, key=lambda t: (t.end, t.role))
     keys = sorted(dtmf)
     meta = sorted(metadata, key=lambda m: m[0])
@@ -85,6 +88,12 @@ def play(ca: CallAnalytics, turns: list[Turn], until: float, dtmf: tuple[float, 
         for t in todo:
             if t.start <= now < t.end:
                 out += [(now, a) for a in ca.on_speech(t.role, 0 if t.role == "agent" else 1, t.start, now)]
+                if partials and now > t.start and (now - t.start) % 1.0 == 0:
+                    text = SAY if t.partial_says else "okay let me"
+                    out += [(now, a) for a in ca.on_transcript(Transcript(
+                        call_id="d", channel=0 if t.role == "agent" else 1, role=t.role,
+                        utterance_id=f"{t.role}@{t.start}", is_final=False, start=t.start, end=now, text=text,
+                        language="en"))]
         while todo and todo[0].end <= now:
             t = todo.pop(0)
             ch = 0 if t.role == "agent" else 1
@@ -170,3 +179,30 @@ def test_metadata_deadline_each_false_to_true_edge_its_own_clock(turns, updates,
            and not any(t.role == "agent" and t.says and t.end > d and t.start <= d + within for t in turns)]
     meta = tuple((at, {"queue": "vip" if vip else "billing"}) for at, vip in changes)
     check(play(ca, turns, until, metadata=meta), "greet_vip", due)
+
+
+@PROPS
+@given(timelines(), st.sampled_from([2.5, 5.0, 10.0, 15.0]), st.integers(0, 80))
+def test_call_start_deadline_with_partials_ends_as_without(turns, within, extra):
+    """Partials may fire a deadline provisionally (at its due time, while the speech holding it
+    has not said the words so far); whatever they showed, each alert ends confirmed exactly when
+    the finals say it is due, and retracted otherwise."""
+    until = max([t.end for t in turns] + [0.0]) + STEP * extra
+    ca = analytics([rule("greet", S.Deadline(phrase(SAY), within, None, "agent"))])
+    said = any(t.role == "agent" and t.says and t.start <= within for t in turns)
+    alerts = [(tick, a) for tick, a in play(ca, turns, until, partials=True) if a.rule_id == "greet"]
+    states: dict[str, list[str]] = {}
+    for tick, a in alerts:
+        assert tick >= a.media_time and (a.start, a.end, a.text, a.role) == (within, within, "", "agent")
+        assert a.media_time == within or a.state == "retracted"  # a retraction carries its own time
+        states.setdefault(a.alert_id, []).append(a.state)
+    assert all(s in (["confirmed"], ["provisional", "confirmed"], ["provisional", "retracted"])
+               for s in states.values()), states
+    kept = [s for s in states.values() if s[-1] == "confirmed"]
+    assert len(kept) == (0 if said or within > until else 1)
+    # a provisional alert only over speech whose partials lacked the words
+    for tick, a in alerts:
+        if a.state == "provisional":
+            assert any(t.role == "agent" and not t.partial_says and t.start <= within and t.start + 1.0 <= tick
+                       for t in turns)
+

@@ -69,6 +69,70 @@ def test_open_speech_no_longer_reported_stops_holding():
     assert ids(ca.advance(17.0), "disclose") == [15.0]  # 2 s (OPEN_SPEECH_HOLD_S) after it was last heard
 
 
+def partial(role: str, text: str, start: float, end: float) -> Transcript:
+    return Transcript(call_id="c", channel=0 if role == "agent" else 1, role=role,
+                      utterance_id=f"{role}@{start}", is_final=False, start=start, end=end, text=text, language="en")
+
+
+def states(alerts: list[Alert], rid: str) -> list[tuple[str, float]]:
+    return [(a.state, a.media_time) for a in alerts if a.rule_id == rid]
+
+
+def test_a_partial_without_the_words_fires_the_held_deadline_provisionally_and_its_final_confirms():
+    ca = call(DISCLOSE)
+    ca.on_speech("agent", 0, 12.0, 14.0)
+    assert not ids(ca.on_transcript(partial("agent", "hello how can", 12.0, 14.0)), "disclose")  # not due yet
+    got = ca.on_speech("agent", 0, 12.0, 15.0) + ca.advance(15.0)
+    assert states(got, "disclose") == [("provisional", 15.0)]  # at its due time, not when the final comes
+    assert not ids(ca.on_speech("agent", 0, 12.0, 16.0) + ca.advance(16.0), "disclose")  # once
+    ca.on_activity("agent", 0, 12.0, 17.0)
+    done = ca.on_transcript(final("agent", "hello how can I help", 12.0, 17.0))
+    assert states(done, "disclose") == [("confirmed", 15.0)]
+    assert {a.alert_id for a in got + done if a.rule_id == "disclose"} == {"c:disclose:deadline@15.000"}
+    assert ca.summary()["alerts"]["by_rule"] == {"disclose": 1}
+    assert not ids(ca.advance(30.0) + ca.finish(40.0)[0], "disclose")
+
+
+def test_a_final_that_says_the_words_in_time_retracts_the_provisional_deadline():
+    ca = call(DISCLOSE)
+    ca.on_transcript(partial("agent", "hello", 12.0, 13.0))
+    assert states(ca.advance(15.0), "disclose") == [("provisional", 15.0)]
+    got = ca.on_transcript(final("agent", "hello this call is recorded", 12.0, 17.0))
+    assert states(got, "disclose") == [("retracted", 17.0)]
+    assert not ids(ca.advance(30.0) + ca.finish(40.0)[0], "disclose")
+    assert ca.summary()["alerts"]["by_rule"] == {} and ca.summary()["alerts"]["retracted"] == 1
+
+
+def test_the_call_end_confirms_a_provisional_deadline_whose_final_never_came():
+    ca = call(DISCLOSE)
+    ca.on_speech("agent", 0, 12.0, 15.0)
+    got = ca.on_transcript(partial("agent", "hello", 12.0, 15.0)) + ca.advance(15.0)
+    assert states(got, "disclose") == [("provisional", 15.0)]
+    assert states(ca.finish(15.5)[0], "disclose") == [("confirmed", 15.0)]
+
+
+def test_partials_of_the_other_role_or_after_the_deadline_do_not_fire_it_early():
+    ca = call(DISCLOSE)
+    ca.on_speech("agent", 0, 12.0, 15.0)
+    ca.on_transcript(partial("customer", "hello", 13.0, 14.0))  # the customer cannot give the notice
+    ca.on_transcript(partial("agent", "hello", 16.0, 17.0))  # started after the deadline
+    assert not ids(ca.on_speech("agent", 0, 12.0, 16.0) + ca.advance(16.0), "disclose")  # still held
+
+
+def test_a_provisional_deadline_starts_no_clock_until_it_is_confirmed():
+    greet = rule("greet", S.Deadline(phrase("welcome"), 5.0, None, "agent"))
+    apology = rule("apologise", S.Deadline(phrase("sorry for the wait"), 10.0, S.AlertOf(rule="greet"), "agent"))
+    ca = call(greet, apology)
+    ca.on_speech("agent", 0, 4.0, 5.0)
+    got = ca.on_transcript(partial("agent", "hello", 4.0, 5.0)) + ca.advance(5.0)
+    assert states(got, "greet") == [("provisional", 5.0)]
+    ca.on_activity("agent", 0, 4.0, 9.0)
+    got = ca.on_transcript(final("agent", "hello there", 4.0, 9.0))
+    assert states(got, "greet") == [("confirmed", 5.0)]
+    assert states(ca.advance(14.9), "apologise") == []
+    assert states(ca.advance(15.0), "apologise") == [("confirmed", 15.0)]  # from the greet alert's media time
+
+
 def test_first_agent_speech_is_known_while_the_agent_still_talks():
     slow = rule("slow_answer", S.Metric("first_agent_speech", None, "gt", 10.0))
     ca = call(slow)

@@ -9,7 +9,7 @@ edge of a metadata condition, each confirmed alert of another rule (docs/rules.m
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..rules import schema as S
@@ -23,6 +23,22 @@ class Timer:
     source: Utt | None = None  # the utterance that started the clock (or whose alert did)
     done: bool = False
     event: bool = False  # started by a call event (DTMF, metadata edge, another rule's alert)
+    alert: Any = None  # the provisional alert fired while speech still held the clock (engine's _Open)
+    # partials of speech that may still stop it (utterance id -> whether its text so far says the words)
+    partials: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def unheard(self) -> bool:
+        """Speech holding it was transcribed so far, and none of it says the words yet."""
+        return bool(self.partials) and not any(self.partials.values())
+
+    def stopped_by(self, u: Utt) -> bool:
+        """Whether ``u`` (an utterance satisfying the ``say``) counts for this clock."""
+        if u.start > self.due:
+            return False
+        if self.event:  # said after the event (not by the utterance whose alert started it)
+            return u is not self.source and u.end > self.armed_at
+        return self.source is None or u.start >= self.source.start
 
 
 class Clocks:
@@ -79,26 +95,35 @@ class Clocks:
     def alert_started(self) -> bool:
         return bool(self.event_idx[S.AlertOf])
 
-    def on_final(self, u: Utt, hits: dict[int, bool]) -> None:
+    def on_final(self, u: Utt, hits: dict[int, bool]) -> list[tuple[int, Timer]]:
         """A final utterance; ``hits``: id(condition) -> whether it holds on ``u`` (the pack's
         watched sub-conditions). It stops the clocks its ``say`` satisfies, and starts one of a
-        deadline whose utterance ``from`` it satisfies (while that rule has none running)."""
+        deadline whose utterance ``from`` it satisfies (while that rule has none running).
+        Returns the clocks it stopped."""
+        stopped: list[tuple[int, Timer]] = []
         for i in self.deadline_idx:
             dl = self.pack.rules[i].deadline
             if dl is None:
                 continue
             timers = self.timers.setdefault(i, [])
+            for tm in timers:
+                tm.partials.pop(u.id, None)
             if hits.get(id(dl.say)):
                 for tm in timers:
-                    if tm.done or u.start > tm.due:
-                        continue
-                    if tm.event:  # said after the event (not by the utterance whose alert started it)
-                        ok = u is not tm.source and u.end > tm.armed_at
-                    else:
-                        ok = tm.source is None or u.start >= tm.source.start
-                    tm.done = tm.done or ok
+                    if not tm.done and tm.stopped_by(u):
+                        tm.done = True
+                        stopped.append((i, tm))
             if dl.start is not None and hits.get(id(dl.start)) and not any(not tm.done for tm in timers):
                 timers.append(Timer(u.end, u.end + dl.within, u))
+        return stopped
+
+    def on_partial(self, u: Utt, said: Any) -> None:
+        """A partial transcript of speech that may stop running clocks: ``said(i)`` tells whether
+        its text so far satisfies rule ``i``'s ``say``."""
+        for i, tm in self.running():
+            dl = self.pack.rules[i].deadline
+            if dl is not None and (dl.role == "any" or dl.role == u.role) and tm.stopped_by(u):
+                tm.partials[u.id] = bool(said(i))
 
     def running(self) -> Iterator[tuple[int, Timer]]:
         """(rule index, clock) of every clock not fired or stopped yet."""

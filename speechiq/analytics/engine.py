@@ -166,7 +166,8 @@ class CallAnalytics:
             self._first_agent = t.start if self._first_agent is None else min(self._first_agent, t.start)
         if not t.is_final:
             self._inflight.partial(t.utterance_id, t.role, t.start, self.now)
-            return self._settle(self._utterance_rules(u))
+            self._clocks.on_partial(u, lambda i: self._safe_eval(self._say(i), u) is not None)
+            return self._settle(self._utterance_rules(u) + self._deadlines())
         self._inflight.final(t.utterance_id, t.channel, t.start, t.end)
         score = self.sentiment(u)
         self._sent[u.id] = score
@@ -182,7 +183,9 @@ class CallAnalytics:
         self.finals.append(u)
         self._by_role.setdefault(u.role, []).append(u)
         self._last_lang = lang
-        self._clocks.on_final(u, hits)
+        for i, tm in self._clocks.on_final(u, hits):
+            if tm.alert is not None:  # said in time after all: the provisional deadline alert goes
+                alerts.append(self._retract(i, tm.alert))
         alerts += self._deadlines()
         alerts += self._state_rules(u)
         return self._settle(alerts)
@@ -270,7 +273,7 @@ class CallAnalytics:
         for uid in list(self._open):
             for ri, op in list(self._open[uid].items()):
                 if op.alert.state == "provisional":
-                    alerts.append(self._retract(ri, uid, op))
+                    alerts.append(self._retract(ri, op))
         for i, cr in enumerate(self.pack.rules):
             if cr.kind != "call" or not self._lang_ok(cr):
                 continue
@@ -334,10 +337,10 @@ class CallAnalytics:
                     self._last_fire[i] = u.end
                     out.append(alert)
             elif op is not None and op.alert.state == "provisional" and u.is_final:
-                out.append(self._retract(i, u.id, op))
+                out.append(self._retract(i, op))
         return out
 
-    def _retract(self, i: int, uid: str, op: _Open) -> Alert:
+    def _retract(self, i: int, op: _Open) -> Alert:
         from dataclasses import replace
 
         alert = replace(op.alert, state="retracted", media_time=max(self.now, op.alert.media_time))
@@ -399,27 +402,54 @@ class CallAnalytics:
         self._confirmed.clear()
         return alerts
 
+    def _say(self, i: int) -> S.Cond:
+        dl = self.pack.rules[i].deadline
+        assert dl is not None
+        return dl.say
+
     def _deadlines(self) -> list[Alert]:
+        """Fire the clocks that came due. Speech that may still say the words holds a clock
+        (docs/rules.md, deadline); once partials of that speech show what was said so far and none
+        says the words, the clock fires *provisionally* (at its due time). The end of the hold
+        confirms it (same alert id); a final that says the words in time retracts it."""
         out: list[Alert] = []
         for i, tm in list(self._clocks.running()):
             cr = self.pack.rules[i]
             if self.now < tm.due or (self.call_end is not None and tm.due > self.call_end):
                 continue
             assert cr.deadline is not None
-            if not self._finishing and self._inflight.holds(cr.deadline.role, tm.due, self.now):
+            held = not self._finishing and self._inflight.holds(cr.deadline.role, tm.due, self.now)
+            if held and (tm.alert is not None or not tm.unheard):
+                continue
+            ev = self._deadline_evidence(i, cr, tm) if self._lang_ok(cr) else None
+            aid = f"{self.call_id}:{cr.id}:deadline@{tm.due:.3f}"
+            if held:
+                if ev is not None and self._cooldown_ok(i, tm.due):
+                    tm.alert = _Open(self._make(i, cr, "provisional", aid, tm.due, None, ev, "deadline", at=tm.due),
+                                     self._last_fire.get(i))
+                    self._last_fire[i] = tm.due
+                    out.append(tm.alert.alert)
                 continue
             tm.done = True
-            if not self._lang_ok(cr):
-                continue
-            ev: list[Ev] | None = [(tm.source, ())] if tm.source is not None else []
-            for fn in cr.rest_fns:
-                r = self._guard(i, lambda fn=fn: fn(self))
-                ev = None if r is None or ev is None else ev + r
-            if ev is not None and self._cooldown_ok(i, tm.due):
-                out.append(self._make(i, cr, "confirmed", f"{self.call_id}:{cr.id}:deadline@{tm.due:.3f}",
-                                      tm.due, None, ev, "deadline", at=tm.due))
+            if tm.alert is not None:
+                if ev is None:
+                    out.append(self._retract(i, tm.alert))
+                else:
+                    tm.alert.alert = self._make(i, cr, "confirmed", aid, tm.due, None, ev, "deadline", at=tm.due)
+                    out.append(tm.alert.alert)
+            elif ev is not None and self._cooldown_ok(i, tm.due):
+                out.append(self._make(i, cr, "confirmed", aid, tm.due, None, ev, "deadline", at=tm.due))
                 self._last_fire[i] = tm.due
         return out
+
+    def _deadline_evidence(self, i: int, cr: CompiledRule, tm: Any) -> list[Ev] | None:
+        """The evidence of a due clock (its source utterance), or None if the rule's other
+        conditions do not hold."""
+        ev: list[Ev] | None = [(tm.source, ())] if tm.source is not None else []
+        for fn in cr.rest_fns:
+            r = self._guard(i, lambda fn=fn: fn(self))
+            ev = None if r is None or ev is None else ev + r
+        return ev
 
     # ---- alerts ----------------------------------------------------------------------------
     def _make(self, i: int, cr: CompiledRule, state: str, alert_id: str, media_time: float, trig: Utt | None,
