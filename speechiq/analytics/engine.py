@@ -8,10 +8,9 @@ kinds and their firing semantics are documented in docs/rules.md.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,27 +22,14 @@ from ..rules.matchers import TextView
 from ..rules.normalize import has_cjk
 from .clocks import Clocks
 from .inflight import OPEN_SPEECH_HOLD_S, PENDING_TTL_S, InFlight
+from .summary import AlertCounts, call_summary, feed_alert, feed_final
 
 log = logging.getLogger(__name__)
-
-EVENT_KINDS = {"process.long_hold": "hold", "process.transfer": "transfer", "issue.repeat_contact": "repeat_contact",
-               "process.escalation": "escalation", "escalation.supervisor_request": "supervisor_request",
-               "process.long_silence": "silence", "process.overtalk": "overtalk"}
-
 
 @dataclass
 class _Open:
     alert: Alert
     prev_fire: float | None  # cooldown mark before this alert (restored on retraction)
-
-
-@dataclass
-class _Counts:
-    confirmed: Counter[str] = field(default_factory=Counter)
-    by_category: Counter[str] = field(default_factory=Counter)
-    by_severity: Counter[str] = field(default_factory=Counter)
-    by_label: Counter[str] = field(default_factory=Counter)
-    retracted: int = 0
 
 
 class CallAnalytics:
@@ -87,7 +73,7 @@ class CallAnalytics:
         self._finishing = False
         self._failed: set[int] = set()
         self._scorer_failed = False
-        self._counts = _Counts()
+        self._counts = AlertCounts()
         self._state_idx = [i for i, cr in enumerate(pack.rules) if cr.kind == "state"]
         # clock ticks and VAD activity only move talk metrics: re-check just the rules that read them
         self._timed_idx = [i for i in self._state_idx
@@ -171,7 +157,7 @@ class CallAnalytics:
         self._inflight.final(t.utterance_id, t.channel, t.start, t.end)
         score = self.sentiment(u)
         self._sent[u.id] = score
-        self._feed_metrics(u, score)
+        feed_final(self.call_id, self.talk, self.callmetrics, u, score)
         alerts = self._utterance_rules(u)
         hits: dict[int, bool] = {}
         for c in self.pack.watches:
@@ -476,86 +462,14 @@ class CallAnalytics:
                       "language": trig.lang if trig is not None else self.language})
         if state == "confirmed":
             self._confirmed.append((alert, trig))
-            c = self._counts
-            c.confirmed[r.id] += 1
-            c.by_category[r.category] += 1
-            c.by_severity[r.severity] += 1
-            c.by_label[r.label] += 1
-            kind = EVENT_KINDS.get(r.label)
-            if kind:
-                try:
-                    self.callmetrics.on_event(kind, media_time)
-                except Exception:
-                    log.exception("call %s: call metrics rejected event %s", self.call_id, kind)
+            self._counts.add(alert)
+            feed_alert(self.call_id, self.callmetrics, alert)
         return alert
 
-    # ---- metrics and summary ---------------------------------------------------------------
-    def _feed_metrics(self, u: Utt, score: float) -> None:
-        try:
-            self.talk.on_final(u.role, u.start, u.end, _word_count(u.text))
-        except Exception:
-            log.exception("call %s: talk metrics rejected a final", self.call_id)
-        try:
-            from .sentiment import label_of
-
-            label = label_of(score)
-            self.callmetrics.on_final(u.role, u.text, u.lang, _sentiment_value(score, label), u.start, u.end)
-        except Exception:
-            log.exception("call %s: call metrics rejected a final", self.call_id)
-
+    # ---- summary ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        try:
-            out.update(self.callmetrics.summary())
-        except Exception:
-            log.exception("call %s: call metrics summary failed", self.call_id)
-        try:
-            out["talk"] = self.talk.snapshot()
-        except Exception:
-            log.exception("call %s: talk metrics snapshot failed", self.call_id)
-        sent: dict[str, Any] = {}
-        for role in ("agent", "customer"):
-            scores = [self._sent[u.id] for u in self.finals if u.role == role and u.id in self._sent]
-            if scores:
-                sent[role] = {"mean": round(float(np.mean(scores)), 3), "first": round(scores[0], 3),
-                              "last": round(scores[-1], 3), "min": round(min(scores), 3), "turns": len(scores)}
-        out.setdefault("sentiment", sent)  # CallMetrics may report its own view first
-        c = self._counts
-        out["alerts"] = {"total": sum(c.confirmed.values()), "retracted": c.retracted,
-                         "by_category": dict(c.by_category), "by_severity": dict(c.by_severity),
-                         "by_label": dict(c.by_label), "by_rule": dict(c.confirmed)}
-        out["pack"] = {"version": self.pack.version, "name": self.pack.name, "rules": len(self.pack.rules)}
-        return out
-
-
-@dataclass(frozen=True)
-class _Sentiment:
-    score: float
-    label: str
-
-
-_SENTIMENT_CLS: Any = None
-
-
-_CJK_CHAR = re.compile(r"[\u3400-\u9fff]")
-_LATIN_WORD = re.compile(r"[A-Za-z0-9']+")
-
-
-def _word_count(text: str) -> int:
-    """Words for speech rate: Chinese characters count one each, plus Latin words."""
-    return len(_CJK_CHAR.findall(text)) + len(_LATIN_WORD.findall(text))
-
-
-def _sentiment_value(score: float, label: str) -> Any:
-    """A ``speechiq.analytics.sentiment.Sentiment`` (a stand-in while that module is absent)."""
-    global _SENTIMENT_CLS
-    if _SENTIMENT_CLS is None:
-        try:
-            from .sentiment import Sentiment as cls
-        except ImportError:
-            cls = _Sentiment
-        _SENTIMENT_CLS = cls
-    return _SENTIMENT_CLS(score=score, label=label)
+        return call_summary(self.call_id, self.talk, self.callmetrics, self.finals, self._sent, self._counts,
+                            self.pack)
 
 
 __all__ = ["OPEN_SPEECH_HOLD_S", "PENDING_TTL_S", "CallAnalytics"]
