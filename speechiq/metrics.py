@@ -49,6 +49,9 @@ class EngineMetrics:
                                  "Alerts/events dropped for slow subscribers (running total)", ["kind"], registry=r)
         self.webhooks = Gauge("speechiq_webhooks", "Webhook deliveries (running totals) and queue", ["state"],
                               registry=r)
+        self.scheduler = Gauge(
+            "speechiq_asr_scheduler", "ASR scheduler (running totals and recent queue waits): batches, "
+            "mean_batch, decoded_audio_s, busy_s, queue_wait_p50_s, queue_wait_p95_s, depth", ["stat"], registry=r)
 
     def observe_fanout(self, bus: Any, tap: Any, webhooks: Any) -> None:
         """Copy the fan-out components' counters into the registry (called on each scrape)."""
@@ -61,6 +64,14 @@ class EngineMetrics:
             for state, value in webhooks.stats().items():
                 if isinstance(value, (int, float)):
                     self.webhooks.labels(state).set(value)
+
+    def observe_scheduler(self, scheduler: Any) -> None:
+        """Copy the ASR scheduler's numeric stats into the registry (called on each scrape)."""
+        if scheduler is None:
+            return
+        for stat, value in scheduler.stats().items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                self.scheduler.labels(stat).set(value)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -199,6 +199,7 @@ def test_health_and_metrics(server):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
         text = r.read().decode()
     assert "speechiq_protocol_errors_total" in text and "speechiq_audio_seconds_total" in text
+    assert 'speechiq_asr_scheduler{stat="batches"}' in text and 'speechiq_asr_scheduler{stat="busy_s"}' in text
 
 
 def test_api_key_auth():

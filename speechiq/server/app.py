@@ -121,6 +121,7 @@ class SpeechIQServer:
     def _metrics(self, conn: ServerConnection) -> Response:
         e = self.engine
         e.metrics.observe_fanout(e.bus, e.tap, e.webhooks)
+        e.metrics.observe_scheduler(e.scheduler)
         if e.scheduler is not None:
             e.metrics.asr_queue.set(e.scheduler.depth)
         return _http(conn, e.metrics.render().decode(), "text/plain; version=0.0.4; charset=utf-8")
