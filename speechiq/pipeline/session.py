@@ -224,9 +224,14 @@ class CallSession:
     def request_for(self, audio: np.ndarray, offset: float, final: bool) -> DecodeRequest:
         asr = self.engine.settings.asr
         return DecodeRequest(
-            audio=audio, language=self.language, prompt=self.start.prompt, hotwords=self.start.hotwords,
-            word_timestamps=asr.word_timestamps and final, offset=offset,
+            audio=audio, language=self.language, prompt=self.start.prompt or self._default_prompt(),
+            hotwords=self.start.hotwords, word_timestamps=asr.word_timestamps and final, offset=offset,
         )
+
+    def _default_prompt(self) -> str:
+        """``asr.prompts`` for the call's language (an English-only model: always ``en``)."""
+        lang = self.language if getattr(self.engine.decoder, "multilingual", True) else "en"
+        return self.engine.settings.asr.prompts.get(lang, "")
 
     def _submit_finals(self, ch: ChannelState, segments: list[Segment]) -> None:
         for seg in segments:
