@@ -244,3 +244,20 @@ def test_mandarin_words_are_simplified_too(zh_results: list[tuple[str, DecodeReq
     for _, _, res in zh_results:
         words = "".join(w.text for w in res.words)
         assert words == res.text
+
+
+def test_a_prompt_does_not_turn_hold_music_into_words(tiny: BatchDecoder,
+                                                      speech: list[tuple[str, DecodeRequest]]) -> None:
+    """A prompt makes Whisper expect speech (its no-speech probability drops, and it echoes the
+    prompt over music); the guards judge the audio by the unprompted no-speech probability."""
+    from test_vad import hold_music
+
+    music = resample(hold_music(6.0, seed=3).astype(np.float32) / 32768.0, 8000, 16000)
+    bare = tiny.decode([DecodeRequest(music, language="en")])[0]
+    prompted = tiny.decode([DecodeRequest(music, language="en", prompt="Customer service call.")])[0]
+    assert bare.text == "" and prompted.text == "", (bare, prompted)
+    assert prompted.no_speech_prob >= bare.no_speech_prob - 1e-6
+    ref, req = speech[1]  # speech batched with music: still transcribed, whatever its neighbour
+    both = tiny.decode([replace(req, prompt="Customer service call."), DecodeRequest(music, language="en",
+                                                                                     prompt="Customer service call.")])
+    assert error_rate([ref], [both[0].text]) <= 0.3 and both[1].text == ""

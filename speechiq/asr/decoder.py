@@ -1,5 +1,9 @@
 """Batched Whisper decoding with windows sized to the utterance (not padded to 30 s).
 
+A request's prompt (and hotwords) bias the words; the no-speech probability the guards read is
+the larger of the prompted one and one unprompted decoder step, since a prompt makes Whisper
+expect speech and echo the prompt over hold music or line noise.
+
 One encoder call and one ``generate`` call per batch. Each request's window is a deterministic
 function of its own duration (rounded up to a bucket, plus ``window_pad_s`` of silence), so a
 transcript never depends on what it was batched with; the scheduler batches same-bucket requests.
@@ -137,6 +141,7 @@ class BatchDecoder:
             enc, prompts, beam_size=s.beam_size, return_scores=True, return_no_speech_prob=True,
             max_length=min(448, longest + budget), suppress_blank=True, suppress_tokens=[-1],
         )
+        no_speech = self._unprompted_no_speech(reqs, toks, enc, [float(r.no_speech_prob) for r in out])
         results: list[DecodeResult | None] = []
         texts: list[list[int]] = []
         for tok, res, lang in zip(toks, out, langs, strict=True):
@@ -148,7 +153,7 @@ class BatchDecoder:
                 text = trimmed
             avg = float(res.scores[0]) if res.scores else 0.0
             ratio = compression_ratio(text)
-            reason = reject_reason(text, no_speech_prob=res.no_speech_prob, avg_logprob=avg, compression=ratio,
+            reason = reject_reason(text, no_speech_prob=no_speech[len(results)], avg_logprob=avg, compression=ratio,
                                    no_speech_threshold=s.no_speech_threshold,
                                    logprob_threshold=s.logprob_threshold,
                                    compression_threshold=s.compression_ratio_threshold)
@@ -157,7 +162,7 @@ class BatchDecoder:
                 texts.append([])
                 continue
             results.append(DecodeResult(text="" if reason else text, words=(), language=lang, avg_logprob=avg,
-                                        no_speech_prob=float(res.no_speech_prob), compression_ratio=ratio,
+                                        no_speech_prob=no_speech[len(results)], compression_ratio=ratio,
                                         rejected=reason, fallback=not allow_fallback, window_frames=frames))
             texts.append(ids if not reason else [])
         self._add_words(reqs, toks, texts, results, enc, frames)
@@ -171,6 +176,22 @@ class BatchDecoder:
                 self.fallbacks += 1
                 results[i] = self._decode_window([reqs[i]], FULL_FRAMES, allow_fallback=False)[0]
         return results  # type: ignore[return-value]
+
+    def _unprompted_no_speech(self, reqs: list[DecodeRequest], toks: list[Tokenizer], enc: ctranslate2.StorageView,
+                              prompted: list[float]) -> list[float]:
+        """No-speech probability of each request as the model sees the audio alone: a prompt lowers
+        it (the model expects speech), so prompted requests get one extra unprompted step."""
+        idx = [i for i, r in enumerate(reqs) if r.prompt.strip() or r.hotwords]
+        if not idx:
+            return prompted
+        sub = enc if len(idx) == len(reqs) else ctranslate2.StorageView.from_array(np.asarray(enc)[idx])
+        starts = [[*toks[i].sot_sequence, toks[i].no_timestamps] for i in idx]
+        bare = self.model.model.generate(sub, starts, max_length=max(len(p) for p in starts) + 1,
+                                         return_no_speech_prob=True)
+        out = list(prompted)
+        for i, r in zip(idx, bare, strict=True):
+            out[i] = max(out[i], float(r.no_speech_prob))
+        return out
 
     def _add_words(self, reqs: list[DecodeRequest], toks: list[Tokenizer], texts: list[list[int]],
                    results: list[DecodeResult | None], enc: ctranslate2.StorageView, frames: int) -> None:
