@@ -18,7 +18,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from .errors import ConfigError
 
 ENV_PREFIX = "SPEECHIQ_"
-DEFAULT_PROMPTS = {"en": "Customer service call."}
 
 
 def _str_tuple(value: Any) -> Any:
@@ -86,10 +85,10 @@ class AsrSettings(_Section):
     window_pad_s: float = Field(1.0, ge=0, description="silence appended to a short window")
     language: str = Field("auto", description="default when the call says nothing: en, zh or auto")
     prompts: dict[str, str] = Field(
-        default_factory=lambda: dict(DEFAULT_PROMPTS), description="initial prompt per call language (en, zh, "
-        "auto) for calls whose start gives none: it tells the recogniser the domain. The English default took "
-        "WER on the test calls from 7.4 % to 6.3 % for about 6 % more decode time; the no-speech guards judge "
-        "the audio without it (benchmarks/README.md). Mandarin has none: Chinese prompts made base worse")
+        default_factory=dict, description="initial prompt per call language (en, zh, auto) for calls whose "
+        "start gives none, e.g. {\"en\": \"Customer service call.\"}: it tells the recogniser the domain. "
+        "None by default: that prompt took WER on the English test calls from 7.4 % to 6.3 %, but cut a 12 s "
+        "utterance of a real conversation short (its WER 20.7 % -> 52.9 %); see benchmarks/README.md")
     partials: bool = True
     partial_interval_s: float = Field(1.0, gt=0)
     early_finals: bool = Field(

@@ -38,11 +38,11 @@ def test_an_english_only_model_reads_the_en_prompt_whatever_the_call_says():
     assert _prompt(_session("zh", multilingual=False)) == EN
 
 
-def test_the_start_prompt_wins_and_the_default_is_english_only():
+def test_the_start_prompt_wins_and_there_is_none_by_default():
     stub = _session("en", multilingual=True, start_prompt="Billing dispute.")
     req = CallSession.request_for(stub, np.zeros(1600, dtype=np.float32), 0.0, True)
     assert (req.prompt, req.hotwords) == ("Billing dispute.", ("Northwind",))
-    assert load_settings(None, {}, environ={}).asr.prompts == {"en": "Customer service call."}
+    assert load_settings(None, {}, environ={}).asr.prompts == {}
     assert _prompt(_session("en", multilingual=False, prompts={})) == ""
 
 

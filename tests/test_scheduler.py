@@ -76,6 +76,7 @@ def patient(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sched_mod, "BUSY_WAIT_S", 1e9)
     monkeypatch.setattr(sched_mod, "OVERLOAD_WAIT_S", 1e9)
     monkeypatch.setattr(sched_mod, "PARTIAL_MAX_UTIL", float("inf"))
+    monkeypatch.setattr(sched_mod, "EARLY_MAX_UTIL", float("inf"))
 
 
 @pytest.fixture
@@ -429,3 +430,21 @@ def test_real_decoder_across_calls() -> None:
     assert stats["errors"] == 0 and stats["depth"] == 0
     assert 1 <= stats["batches"] <= len(refs)
     assert stats["decoded_audio_s"] == pytest.approx(meta["items"][-1]["end"], abs=0.05)
+
+
+def test_early_final_refused_when_the_workers_were_busy(patient: None, monkeypatch: pytest.MonkeyPatch,
+                                                        running: AsrScheduler, dec: RecordingDecoder,
+                                                        calls: Calls) -> None:
+    monkeypatch.setattr(sched_mod, "EARLY_MAX_UTIL", 0.8)
+    monkeypatch.setattr(running, "utilisation", lambda: 0.85)
+    early = job(calls, "e-busy", final=False, key="c1:0:0:e")
+    early.early = True
+    assert running.submit(early) is False  # near saturation: speculative work goes first
+    assert running.submit(job(calls, "f1"))  # a final is always taken
+    monkeypatch.setattr(running, "utilisation", lambda: 0.5)
+    idle = job(calls, "e-idle", final=False, key="c1:0:1:e")
+    idle.early = True
+    assert running.submit(idle)
+    calls.wait_for("f1", "e-idle")
+    assert running.metrics.refused_early == 1 and "e-busy" not in calls.got
+
