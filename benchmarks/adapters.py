@@ -198,7 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         with ServerProcess() as srv:
             for n in levels:
                 for p in protocols:
+                    server0, client0 = srv.cpu_s(), time.process_time()
                     r = asyncio.run(capacity_level(srv, p, calls, n, args.stagger))
+                    # both sides share the machine's cores: what each used in this level
+                    r["server_cpu_s"] = round(srv.cpu_s() - server0, 2)
+                    r["client_cpu_s"] = round(time.process_time() - client0, 2)
                     rows.append(r)
                     print(f"  {p:10s} N={n:3d}: p50 {r['p50_s']:.2f} s  p95 {r['p95_s']:.2f} s  finals {r['finals']}"
                           f"  failed {r['failed']}{'  ' + r['errors'][0] if r['errors'] else ''}", flush=True)
@@ -207,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
             r["p95_ratio_vs_ours"] = r["p95_s"] / base["p95_s"] if base and base["p95_s"] else float("nan")
         by_protocol = capacity_by_protocol(rows, protocols)
         print_table(f"concurrent real-time calls per protocol (p95 ≤ {P95_BOUND} s)",
-                    ["protocol", "calls", "finals", "p50 s", "p95 s", "p95 / ours", "failed"],
+                    ["protocol", "calls", "finals", "p50 s", "p95 s", "p95 / ours", "failed", "server CPU s",
+                     "client CPU s"],
                     [[r["protocol"], r["calls"], r["finals"], r["p50_s"], r["p95_s"], r["p95_ratio_vs_ours"],
-                      r["failed"]] for r in rows])
+                      r["failed"], r["server_cpu_s"], r["client_cpu_s"]] for r in rows])
         print("\ncapacity: " + ", ".join(f"{p} {v['capacity']} ({v['ratio_vs_ours']:.2f}× ours)"
                                          for p, v in by_protocol.items()))
         result.update({"levels": rows, "capacity_by_protocol": by_protocol, "p95_bound_s": P95_BOUND,

@@ -175,9 +175,11 @@ def adapters_rows(d: dict[str, Any] | None) -> list[list[str]]:
     levels = d.get("levels") or []
     by_n: dict[int, list[str]] = {}
     for r in levels:
+        cpu = (f", CPU server {r['server_cpu_s']:.0f} s / client {r['client_cpu_s']:.0f} s"
+               if "client_cpu_s" in r else "")
         by_n.setdefault(r["calls"], []).append(
             f"{r['protocol']} {r['p95_s']:.2f} s" + ("" if r["protocol"] == "speechiq"
-                                                     else f" ({r['p95_ratio_vs_ours']:.2f}×)"))
+                                                     else f" ({r['p95_ratio_vs_ours']:.2f}×)") + cpu)
     if by_n:
         rows.append(["p95 utterance end → final at the same load through each protocol (ratio to ours)",
                      "; ".join(f"{n} calls: " + ", ".join(c) for n, c in sorted(by_n.items())),
