@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from speechiq.analytics.engine import CallAnalytics
@@ -32,6 +32,12 @@ class Turn:
     says: bool  # the required phrase
     transfer: bool = False  # the phrase of the rule whose alert starts a clock
     partial_says: bool = False  # its partials show the phrase (the recogniser may still change its mind)
+
+
+# the agent starts to speak exactly at the deadline, in the tick where the customer's speech is
+# reported first: only the media clock (advance) may decide it, not one channel's report
+AT_THE_DEADLINE = [Turn("agent", 2.5, 3.0, True), Turn("customer", 0.0, 0.25, False),
+                   Turn("customer", 2.5, 2.75, False)]
 
 
 def phrase(words: str, role: str = "agent") -> S.Phrase:
@@ -123,6 +129,7 @@ def check(alerts: list[tuple[float, Alert]], rid: str, due_times: list[float]) -
 
 @PROPS
 @given(timelines(), st.sampled_from([2.5, 5.0, 10.0, 15.0, 20.0]), st.integers(0, 160))
+@example(AT_THE_DEADLINE, 2.5, 0)
 def test_call_start_deadline(turns, within, extra):
     until = max([t.end for t in turns] + [0.0]) + STEP * extra
     ca = analytics([rule("greet", S.Deadline(phrase(SAY), within, None, "agent"))])
@@ -183,6 +190,7 @@ def test_metadata_deadline_each_false_to_true_edge_its_own_clock(turns, updates,
 
 @PROPS
 @given(timelines(), st.sampled_from([2.5, 5.0, 10.0, 15.0]), st.integers(0, 80))
+@example(AT_THE_DEADLINE, 2.5, 0)
 def test_call_start_deadline_with_partials_ends_as_without(turns, within, extra):
     """Partials may fire a deadline provisionally (at its due time, while the speech holding it
     has not said the words so far); whatever they showed, each alert ends confirmed exactly when

@@ -133,6 +133,17 @@ def test_a_provisional_deadline_starts_no_clock_until_it_is_confirmed():
     assert states(ca.advance(15.0), "apologise") == [("confirmed", 15.0)]  # from the greet alert's media time
 
 
+def test_the_deadline_waits_for_the_media_clock_not_for_one_channels_report():
+    ca = call(DISCLOSE)
+    # the session reports each channel, then ticks the clock: the customer's report reaching the
+    # deadline must not fire it before the agent's speech that opened at that instant is heard
+    assert not ids(ca.on_speech("customer", 1, 15.0, 15.0), "disclose")
+    assert not ids(ca.on_speech("agent", 0, 15.0, 15.0) + ca.advance(15.0), "disclose")
+    ca.on_activity("agent", 0, 15.0, 17.0)
+    assert not ids(ca.on_transcript(final("agent", "this call is recorded", 15.0, 17.0)), "disclose")
+    assert not ids(ca.advance(30.0) + ca.finish(40.0)[0], "disclose")
+
+
 def test_first_agent_speech_is_known_while_the_agent_still_talks():
     slow = rule("slow_answer", S.Metric("first_agent_speech", None, "gt", 10.0))
     ca = call(slow)

@@ -54,7 +54,10 @@ class CallAnalytics:
             callmetrics = CallMetrics()
         self.talk = talk
         self.callmetrics = callmetrics
-        self.now = 0.0
+        self.now = 0.0  # the latest media time any input carried
+        # the media clock (advance/finish): every channel's speech up to it has been reported, so a
+        # deadline is decided against it, never against one channel's input that ran ahead
+        self.clock = 0.0
         self.call_end: float | None = None
         self.finals: list[Utt] = []
         self._by_role: dict[str, list[Utt]] = {}
@@ -243,6 +246,7 @@ class CallAnalytics:
 
     def advance(self, media_time: float) -> list[Alert]:
         self.now = max(self.now, media_time)
+        self.clock = max(self.clock, media_time)
         try:
             self.talk.advance(self.now)
         except Exception:
@@ -401,7 +405,7 @@ class CallAnalytics:
         out: list[Alert] = []
         for i, tm in list(self._clocks.running()):
             cr = self.pack.rules[i]
-            if self.now < tm.due or (self.call_end is not None and tm.due > self.call_end):
+            if self.clock < tm.due or (self.call_end is not None and tm.due > self.call_end):
                 continue
             assert cr.deadline is not None
             held = not self._finishing and self._inflight.holds(cr.deadline.role, tm.due, self.now)
