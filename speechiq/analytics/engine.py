@@ -20,7 +20,7 @@ from ..rules import schema as S
 from ..rules.compiler import CompiledPack, CompiledRule, Ev, Utt, eval_call, eval_state, eval_utt
 from ..rules.matchers import TextView
 from ..rules.normalize import has_cjk
-from .clocks import Clocks
+from .clocks import Clocks, Timer
 from .inflight import OPEN_SPEECH_HOLD_S, PENDING_TTL_S, InFlight
 from .summary import AlertCounts, call_summary, feed_alert, feed_final
 
@@ -432,7 +432,7 @@ class CallAnalytics:
                 self._last_fire[i] = tm.due
         return out
 
-    def _deadline_evidence(self, i: int, cr: CompiledRule, tm: Any) -> list[Ev] | None:
+    def _deadline_evidence(self, i: int, cr: CompiledRule, tm: Timer) -> list[Ev] | None:
         """The evidence of a due clock (its source utterance), or None if the rule's other
         conditions do not hold."""
         ev: list[Ev] | None = [(tm.source, ())] if tm.source is not None else []
