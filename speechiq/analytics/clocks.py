@@ -9,7 +9,7 @@ edge of a metadata condition, each confirmed alert of another rule (docs/rules.m
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..rules import schema as S
@@ -24,13 +24,6 @@ class Timer:
     done: bool = False
     event: bool = False  # started by a call event (DTMF, metadata edge, another rule's alert)
     alert: Any = None  # the provisional alert fired while speech still held the clock (engine's _Open)
-    # partials of speech that may still stop it (utterance id -> whether its text so far says the words)
-    partials: dict[str, bool] = field(default_factory=dict)
-
-    @property
-    def unheard(self) -> bool:
-        """Speech holding it was transcribed so far, and none of it says the words yet."""
-        return bool(self.partials) and not any(self.partials.values())
 
     def stopped_by(self, u: Utt) -> bool:
         """Whether ``u`` (an utterance satisfying the ``say``) counts for this clock."""
@@ -106,8 +99,6 @@ class Clocks:
             if dl is None:
                 continue
             timers = self.timers.setdefault(i, [])
-            for tm in timers:
-                tm.partials.pop(u.id, None)
             if hits.get(id(dl.say)):
                 for tm in timers:
                     if not tm.done and tm.stopped_by(u):
@@ -116,14 +107,6 @@ class Clocks:
             if dl.start is not None and hits.get(id(dl.start)) and not any(not tm.done for tm in timers):
                 timers.append(Timer(u.end, u.end + dl.within, u))
         return stopped
-
-    def on_partial(self, u: Utt, said: Any) -> None:
-        """A partial transcript of speech that may stop running clocks: ``said(i)`` tells whether
-        its text so far satisfies rule ``i``'s ``say``."""
-        for i, tm in self.running():
-            dl = self.pack.rules[i].deadline
-            if dl is not None and (dl.role == "any" or dl.role == u.role) and tm.stopped_by(u):
-                tm.partials[u.id] = bool(said(i))
 
     def running(self) -> Iterator[tuple[int, Timer]]:
         """(rule index, clock) of every clock not fired or stopped yet."""

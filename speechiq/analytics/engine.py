@@ -154,8 +154,7 @@ class CallAnalytics:
         if t.role == "agent":
             self._first_agent = t.start if self._first_agent is None else min(self._first_agent, t.start)
         if not t.is_final:
-            self._inflight.partial(t.utterance_id, t.role, t.start, self.now)
-            self._clocks.on_partial(u, lambda i: self._safe_eval(self._say(i), u) is not None)
+            self._inflight.partial(t.utterance_id, t.role, t.start, self.now, u)
             return self._settle(self._utterance_rules(u) + self._deadlines())
         self._inflight.final(t.utterance_id, t.channel, t.start, t.end)
         score = self.sentiment(u)
@@ -392,11 +391,6 @@ class CallAnalytics:
         self._confirmed.clear()
         return alerts
 
-    def _say(self, i: int) -> S.Cond:
-        dl = self.pack.rules[i].deadline
-        assert dl is not None
-        return dl.say
-
     def _deadlines(self) -> list[Alert]:
         """Fire the clocks that came due. Speech that may still say the words holds a clock
         (docs/rules.md, deadline); once partials of that speech show what was said so far and none
@@ -409,7 +403,7 @@ class CallAnalytics:
                 continue
             assert cr.deadline is not None
             held = not self._finishing and self._inflight.holds(cr.deadline.role, tm.due, self.now)
-            if held and (tm.alert is not None or not tm.unheard):
+            if held and (tm.alert is not None or not self._unheard(cr.deadline, tm)):
                 continue
             ev = self._deadline_evidence(i, cr, tm) if self._lang_ok(cr) else None
             aid = f"{self.call_id}:{cr.id}:deadline@{tm.due:.3f}"
@@ -431,6 +425,11 @@ class CallAnalytics:
                 out.append(self._make(i, cr, "confirmed", aid, tm.due, None, ev, "deadline", at=tm.due))
                 self._last_fire[i] = tm.due
         return out
+
+    def _unheard(self, dl: S.Deadline, tm: Timer) -> bool:
+        """Partials show what the speech holding ``tm`` said so far, and none says the words."""
+        heard = [u for u in self._inflight.heard(dl.role, tm.due, self.now) if tm.stopped_by(u)]
+        return bool(heard) and all(self._safe_eval(dl.say, u) is None for u in heard)
 
     def _deadline_evidence(self, i: int, cr: CompiledRule, tm: Timer) -> list[Ev] | None:
         """The evidence of a due clock (its source utterance), or None if the rule's other

@@ -10,6 +10,8 @@ also trusted for a bounded media time only, for callers that send no holds.
 
 from __future__ import annotations
 
+from typing import Any
+
 PENDING_TTL_S = 5.0  # a partial or VAD interval without its final older than this no longer holds
 OPEN_SPEECH_HOLD_S = 2.0  # open speech not re-reported for this long no longer holds
 _TOL = 0.05  # open-speech reports of one utterance may differ in their start by rounding
@@ -24,16 +26,20 @@ class InFlight:
 
     def __init__(self) -> None:
         self.partials: dict[str, tuple[str, float, float]] = {}  # utterance -> (role, start, seen at)
+        self.latest: dict[str, Any] = {}  # utterance -> its latest partial (what it said so far)
         self.activity: list[tuple[str, int, float, float]] = []  # VAD speech not yet covered by a final
         self.asr: dict[str, tuple[str, float]] = {}  # utterance sent to ASR -> (role, speech start)
         self.speaking: dict[int, tuple[str, float, float]] = {}  # channel -> open speech (role, start, until)
 
-    def partial(self, uid: str, role: str, start: float, now: float) -> None:
+    def partial(self, uid: str, role: str, start: float, now: float, utt: Any = None) -> None:
         self.partials[uid] = (role, start, now)
+        if utt is not None:
+            self.latest[uid] = utt
 
     def final(self, uid: str, channel: int, start: float, end: float) -> None:
         """A final arrived: its partials and the VAD speech it covers no longer hold anything."""
         self.partials.pop(uid, None)
+        self.latest.pop(uid, None)
         self.activity = [a for a in self.activity if not (a[1] == channel and a[2] < end and a[3] > start)]
 
     def closed(self, role: str, channel: int, start: float, end: float, now: float, covered: bool) -> None:
@@ -64,6 +70,13 @@ class InFlight:
     def release(self, key: str) -> bool:
         """True when ``key`` was held."""
         return self.asr.pop(key, None) is not None
+
+    def heard(self, role: str, due: float, now: float) -> list[Any]:
+        """The latest partial of each utterance of ``role`` that started at or before ``due`` and
+        still holds (the partial criterion of :meth:`holds`): what that speech said so far."""
+        horizon = now - PENDING_TTL_S
+        return [self.latest[uid] for uid, (r, s, seen) in self.partials.items()
+                if uid in self.latest and _of(role, r) and s <= due and seen >= horizon]
 
     def holds(self, role: str, due: float, now: float) -> bool:
         """Whether speech of ``role`` (``any``: of anyone) that started at or before ``due`` may
